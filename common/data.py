@@ -1,0 +1,187 @@
+"""The corpus, the character tokenizer, the train/val split and random batches.
+
+Tiny Shakespeare is found in this order: an explicit path (`--data` or the environment variable
+GPT_LADDER_DATA), the project's cache `data/tinyshakespeare.txt` (git-ignored), else downloaded
+from the canonical address into the cache and checked against its SHA-256 before use.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from common.errors import LadderError
+
+CORPUS_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+DATA_ENV = "GPT_LADDER_DATA"
+CACHE_PATH = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, expected: str = CORPUS_SHA256) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise LadderError(
+            f"{path} does not match the Tiny Shakespeare checksum (SHA-256 {actual[:12]}…, "
+            f"expected {expected[:12]}…): delete it and run again to download a fresh copy, "
+            f"or save {CORPUS_URL} there by hand"
+        )
+
+
+def download(url: str, dest: Path, expected_sha256: str = CORPUS_SHA256, attempts: int = 3,
+             timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download `url` to `dest` atomically: a temporary file, verified, then renamed into place."""
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    last_error = "unknown error"
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
+                          disable=not progress, leave=False) as bar:
+                    for chunk in iter(lambda: response.read(1 << 16), b""):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            actual = sha256_of(tmp)
+            if actual == expected_sha256:
+                os.replace(tmp, dest)
+                return dest
+            last_error = f"checksum mismatch (got SHA-256 {actual[:12]}…)"
+        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+            last_error = str(getattr(exc, "reason", exc)) or type(exc).__name__
+        finally:
+            tmp.unlink(missing_ok=True)
+        if attempt < attempts:
+            time.sleep(min(2.0 ** (attempt - 1), 4.0))
+    raise LadderError(
+        f"could not download the corpus from {url} after {attempts} attempts ({last_error}): "
+        f"save that file by hand as {dest}, or pass its path with --data"
+    )
+
+
+def locate_corpus(path: str | os.PathLike | None = None, download_if_missing: bool = True) -> Path:
+    """The corpus file to use: explicit path, then $GPT_LADDER_DATA, then the cache, then download."""
+    explicit = path or os.environ.get(DATA_ENV)
+    if explicit:
+        explicit = Path(explicit).expanduser()
+        if not explicit.exists():
+            raise LadderError(f"corpus file {explicit} does not exist: pass the path of a text file with --data "
+                              f"(or unset {DATA_ENV} to download Tiny Shakespeare)")
+        return explicit
+    if CACHE_PATH.exists():
+        verify_checksum(CACHE_PATH)
+        return CACHE_PATH
+    if not download_if_missing:
+        raise LadderError(f"no corpus at {CACHE_PATH}: run again with network access, or pass --data PATH")
+    return download(CORPUS_URL, CACHE_PATH)
+
+
+def read_corpus(path: str | os.PathLike | None = None) -> str:
+    """The corpus text, with a clear error for a directory, an unreadable, empty or non-UTF-8 file."""
+    path = locate_corpus(path)
+    if path.is_dir():
+        raise LadderError(f"corpus path {path} is a directory: pass the path of a text file with --data")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LadderError(f"cannot read corpus file {path} ({exc.strerror}): check its permissions or pass another with --data")
+    if not raw.strip():
+        raise LadderError(f"corpus file {path} is empty: pass a text file with --data, or delete it to re-download")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LadderError(f"corpus file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
+                          f"convert it to UTF-8 or pass another file with --data")
+
+
+class CharTokenizer:
+    """Character-level tokenizer: one token per distinct character, ids in sorted order."""
+
+    def __init__(self, chars: str | list[str]):
+        self.chars = "".join(chars)
+        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
+        if len(self.stoi) != len(self.chars):
+            raise ValueError("tokenizer characters must be distinct")
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[ch] for ch in text]
+        except KeyError as exc:
+            raise LadderError(f"character {exc.args[0]!r} is not in the vocabulary of {self.vocab_size} "
+                              f"characters: use only characters that occur in the corpus") from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The encoded corpus, split into a first part for training and a last part for validation."""
+
+    tokenizer: CharTokenizer
+    train: torch.Tensor  # (N_train,) int64 token ids
+    val: torch.Tensor  # (N_val,) int64 token ids
+
+    def to(self, device) -> "Dataset":
+        return Dataset(self.tokenizer, self.train.to(device), self.val.to(device))
+
+    def split(self, name: str) -> torch.Tensor:
+        return self.train if name == "train" else self.val
+
+
+def make_dataset(text: str, train_fraction: float = 0.9) -> Dataset:
+    """Encode the text and split it: the first 90% trains, the last 10% validates (as in the lecture)."""
+    tokenizer = CharTokenizer.from_text(text)
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    n = int(train_fraction * len(data))
+    return Dataset(tokenizer, data[:n], data[n:])
+
+
+def load_dataset(path: str | os.PathLike | None = None) -> Dataset:
+    return make_dataset(read_corpus(path))
+
+
+def check_block_size(dataset: Dataset, block_size: int) -> None:
+    """Both splits must hold at least one window of block_size + 1 tokens."""
+    if block_size <= 0:
+        raise LadderError(f"block_size must be positive, got {block_size}")
+    shortest = min(len(dataset.train), len(dataset.val))
+    if block_size + 1 > shortest:
+        raise LadderError(f"block_size {block_size} is too large for this corpus: the shorter split has only "
+                          f"{shortest} tokens; use block_size of at most {shortest - 1} or a longer corpus")
+
+
+def get_batch(data: torch.Tensor, block_size: int, batch_size: int,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of block_size + 1 tokens, gathered in one indexing operation on data's device.
+
+    Returns inputs x and targets y, both (batch_size, block_size); y is x shifted left by one.
+    """
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator, device=data.device)  # (B,)
+    offsets = torch.arange(block_size + 1, device=data.device)  # (T+1,)
+    windows = data[starts[:, None] + offsets]  # (B, T+1)
+    return windows[:, :-1], windows[:, 1:]

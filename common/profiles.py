@@ -1,0 +1,110 @@
+"""Profiles: named sets of hyperparameters, kept as data.
+
+A profile gives one set of hyperparameters shared by every stage (so that a stage and its
+predecessor differ only by the stage's own piece) and, for the `scaled` stage, the larger
+configuration that *is* its piece. Each stage's model config takes the fields it knows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from common.config import TrainConfig, build, coerce, field_names
+from common.errors import LadderError
+
+
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    hyperparams: Mapping[str, Any]  # model and training settings shared by every stage
+    stage_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # e.g. scaled's size
+    seeds: tuple[int, ...] = (0, 1, 2)  # default seeds per stage
+
+
+# The lecture's small setting (block 8, n_embd 32, 4 heads, 3 layers, batch 32, lr 1e-3,
+# 5,000 steps) and its final 10.8M-parameter GPT.
+LECTURE_SMALL = dict(block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
+                     learning_rate=1e-3, max_iters=5000, eval_interval=500, eval_iters=200)
+LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, batch_size=64,
+                   learning_rate=3e-4, max_iters=5000, eval_interval=500, eval_iters=200)
+
+PROFILES: dict[str, Profile] = {
+    "lecture": Profile(
+        name="lecture",
+        description="the lecture's own settings: its small model for bigram..dropout, its 10.8M GPT for scaled",
+        hyperparams=_frozen(LECTURE_SMALL),
+        stage_overrides=_frozen({"scaled": _frozen(LECTURE_GPT)}),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="a ladder for one GPU: a model large enough to overfit, so dropout can pay",
+        hyperparams=_frozen(dict(block_size=128, n_embd=256, n_head=8, n_layer=4, dropout=0.2, batch_size=64,
+                                 learning_rate=1e-3, max_iters=5000, eval_interval=500, eval_iters=100)),
+        stage_overrides=_frozen({"scaled": _frozen(LECTURE_GPT)}),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="a ladder a 2-core CPU finishes in about 20 minutes",
+        hyperparams=_frozen(dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
+                                 learning_rate=2e-3, max_iters=2000, eval_interval=250, eval_iters=50)),
+        stage_overrides=_frozen({"scaled": _frozen(dict(block_size=64, n_embd=128, n_head=4, n_layer=4,
+                                                        dropout=0.0, max_iters=3000))}),
+    ),
+    "smoke": Profile(
+        name="smoke",
+        description="a tiny ladder that runs end to end in seconds (for tests)",
+        hyperparams=_frozen(dict(block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.1, batch_size=8,
+                                 learning_rate=3e-3, max_iters=30, eval_interval=15, eval_iters=4)),
+        stage_overrides=_frozen({"scaled": _frozen(dict(block_size=16, n_embd=32, n_head=4))}),
+        seeds=(0, 1),
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise LadderError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def settings_for(profile: Profile, stage: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The hyperparameters a stage trains with under a profile: shared, then the stage's, then overrides."""
+    values = dict(profile.hyperparams)
+    values.update(profile.stage_overrides.get(stage, {}))
+    values.update(overrides or {})
+    return values
+
+
+def make_configs(config_cls: type, settings: Mapping[str, Any], vocab_size: int):
+    """(model config, TrainConfig) from settings: each takes the fields it has, type-checked."""
+    try:
+        model_config = build(config_cls, {**settings, "vocab_size": vocab_size})
+    except ValueError as exc:  # a stage config's own check, e.g. n_embd divisible by n_head
+        raise LadderError(f"{exc}: change it with --set") from None
+    return model_config, build(TrainConfig, settings)
+
+
+def parse_overrides(pairs: list[str], known_config_classes: list[type]) -> dict[str, Any]:
+    """Parse 'name=value' strings into typed values; names must be fields of TrainConfig or a stage config."""
+    owners: dict[str, type] = {}
+    for cls in [TrainConfig, *known_config_classes]:
+        for name in field_names(cls):
+            owners.setdefault(name, cls)
+    owners.pop("vocab_size", None)  # fixed by the corpus
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise LadderError(f"override {pair!r} is not of the form name=value (e.g. --set learning_rate=3e-4)")
+        if name not in owners:
+            raise LadderError(f"unknown hyperparameter {name!r} in --set: choose from {', '.join(sorted(owners))}")
+        out[name] = coerce(owners[name], name, value.strip())
+    return out

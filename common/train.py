@@ -1,0 +1,160 @@
+"""One training loop and one evaluation for every stage.
+
+AdamW, optional warm-up and cosine decay, periodic evaluation of both splits (eval mode, no
+gradients, `eval_iters` batches each), the loss curve, and a state that can be saved and resumed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from common.config import TrainConfig
+from common.data import Dataset, get_batch
+from common.errors import LadderError
+
+EVAL_SEED_OFFSET = 10_007  # evaluation batches come from their own generator, the same at every evaluation
+
+
+@torch.no_grad()
+def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, batch_size: int,
+                  eval_iters: int, seed: int = 0) -> dict[str, float]:
+    """Mean loss over eval_iters random batches of each split, in eval mode, without gradients.
+
+    The batches are drawn from a generator seeded afresh each call, so every evaluation of a run
+    (and every stage trained with the same seed and shapes) is scored on the same windows.
+    """
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split in ("train", "val"):
+        data = dataset.split(split)
+        generator = torch.Generator(device=data.device).manual_seed(seed + EVAL_SEED_OFFSET)
+        losses = torch.zeros(eval_iters, device=data.device)
+        for k in range(eval_iters):
+            x, y = get_batch(data, block_size, batch_size, generator)
+            _, loss = model(x, y)
+            losses[k] = loss.float()
+        out[split] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up for warmup_iters steps, then constant or (lr_decay) cosine down to min_lr_ratio."""
+    if step < cfg.warmup_iters:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_iters
+    if not cfg.lr_decay:
+        return cfg.learning_rate
+    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))  # 1 -> 0
+    return cfg.learning_rate * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * coeff)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    step: int = 0  # optimisation steps done
+    curve: list[dict[str, float]] = field(default_factory=list)  # one row per evaluation
+    optimizer: dict[str, Any] | None = None  # optimizer.state_dict()
+    batch_rng: torch.Tensor | None = None  # state of the training-batch generator
+    torch_rng: torch.Tensor | None = None  # global CPU generator (dropout on CPU)
+    cuda_rng: torch.Tensor | None = None  # global CUDA generator (dropout on CUDA)
+    elapsed: float = 0.0  # training seconds before this session
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    state: TrainState
+    wall_seconds: float  # seconds of this call, evaluations included
+    tokens_per_second: float  # training tokens processed per second of this call
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.state.curve[-1]
+
+    @property
+    def best_val(self) -> dict[str, float]:
+        return min(self.state.curve, key=lambda row: row["val_loss"])
+
+
+def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int = 0,
+          state: TrainState | None = None, name: str = "model", progress: bool = True,
+          on_eval: Callable[[TrainState, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
+          ) -> TrainResult:
+    """Train model on dataset (already on the model's device) for cfg.max_iters steps.
+
+    Evaluates at step 0, every eval_interval steps and at the end; calls on_eval(state, model,
+    optimizer) after each evaluation (e.g. to write a checkpoint). Pass a saved `state` to resume.
+    """
+    from tqdm import tqdm
+
+    device = dataset.train.device
+    block_size = model.config.block_size
+    optimizer = make_optimizer(model, cfg)
+    batch_gen = torch.Generator(device=device).manual_seed(seed)
+    state = state or TrainState()
+    if state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+    if state.batch_rng is not None:
+        batch_gen.set_state(state.batch_rng)
+    if state.torch_rng is not None:
+        torch.set_rng_state(state.torch_rng)
+    if state.cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state.cuda_rng, device)
+
+    def evaluate(step: int, elapsed: float) -> None:
+        losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise LadderError(f"{name}: the loss became {losses['train']} at step {step}; the learning rate "
+                              f"({cfg.learning_rate}) is probably too high for this model: lower it with --set learning_rate=...")
+        state.curve.append({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
+                            "seconds": round(elapsed, 3)})
+        state.step = step
+        state.optimizer = optimizer.state_dict()
+        state.batch_rng = batch_gen.get_state()
+        state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        state.elapsed = elapsed
+        if on_eval is not None:
+            on_eval(state, model, optimizer)
+
+    model.train()
+    start = time.perf_counter()
+    base_elapsed = state.elapsed
+    start_step = state.step
+    if not state.curve:
+        evaluate(0, 0.0)
+    bar = tqdm(total=cfg.max_iters, initial=start_step, desc=name, disable=not progress,
+               dynamic_ncols=True, leave=False, unit="step")
+    for step in range(start_step, cfg.max_iters):
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(dataset.train, block_size, cfg.batch_size, batch_gen)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        bar.update(1)
+        done = step + 1
+        if done % cfg.eval_interval == 0 or done == cfg.max_iters:
+            evaluate(done, base_elapsed + time.perf_counter() - start)
+            last = state.curve[-1]
+            bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
+    bar.close()
+    wall = time.perf_counter() - start
+    steps_done = cfg.max_iters - start_step
+    tokens = steps_done * cfg.batch_size * block_size
+    return TrainResult(model, state, wall, tokens / wall if wall > 0 else 0.0)
