@@ -77,6 +77,7 @@ class TrainResult:
     state: TrainState
     wall_seconds: float  # seconds of this call, evaluations included
     tokens_per_second: float  # training tokens processed per second of this call
+    stopped: bool = False  # True when should_stop() ended the run before max_iters
 
     @property
     def final(self) -> dict[str, float]:
@@ -90,11 +91,13 @@ class TrainResult:
 def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int = 0,
           state: TrainState | None = None, name: str = "model", progress: bool = True,
           on_eval: Callable[[TrainState, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
-          ) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train model on dataset (already on the model's device) for cfg.max_iters steps.
 
     Evaluates at step 0, every eval_interval steps and at the end; calls on_eval(state, model,
     optimizer) after each evaluation (e.g. to write a checkpoint). Pass a saved `state` to resume.
+    If should_stop() becomes true (e.g. after Ctrl-C), stops at the end of the current step and
+    returns with `stopped` set and the state captured at that step, ready to save and resume.
     """
     from tqdm import tqdm
 
@@ -112,6 +115,14 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     if state.cuda_rng is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state.cuda_rng, device)
 
+    def capture(step: int, elapsed: float) -> None:
+        state.step = step
+        state.optimizer = optimizer.state_dict()
+        state.batch_rng = batch_gen.get_state()
+        state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        state.elapsed = elapsed
+
     def evaluate(step: int, elapsed: float) -> None:
         losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed)
         if not all(math.isfinite(v) for v in losses.values()):
@@ -119,12 +130,7 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
                               f"({cfg.learning_rate}) is probably too high for this model: lower it with --set learning_rate=...")
         state.curve.append({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                             "seconds": round(elapsed, 3)})
-        state.step = step
-        state.optimizer = optimizer.state_dict()
-        state.batch_rng = batch_gen.get_state()
-        state.torch_rng = torch.get_rng_state()
-        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        state.elapsed = elapsed
+        capture(step, elapsed)
         if on_eval is not None:
             on_eval(state, model, optimizer)
 
@@ -153,8 +159,10 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
             evaluate(done, base_elapsed + time.perf_counter() - start)
             last = state.curve[-1]
             bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
+        elif should_stop is not None and should_stop():
+            capture(done, base_elapsed + time.perf_counter() - start)
+            break
     bar.close()
     wall = time.perf_counter() - start
-    steps_done = cfg.max_iters - start_step
-    tokens = steps_done * cfg.batch_size * block_size
-    return TrainResult(model, state, wall, tokens / wall if wall > 0 else 0.0)
+    tokens = (state.step - start_step) * cfg.batch_size * block_size
+    return TrainResult(model, state, wall, tokens / wall if wall > 0 else 0.0, stopped=state.step < cfg.max_iters)

@@ -1,0 +1,76 @@
+"""Checkpoints that describe themselves: weights, optimizer, configs, step, curve, vocabulary.
+
+Sampling or resuming needs nothing but the file. Written atomically (see common/io.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.config import TrainConfig
+from common.errors import LadderError
+from common.io import atomic_path
+from common.train import TrainState
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: TrainState, stage: str, profile: str, seed: int, train_config: TrainConfig,
+                    vocabulary: str, complete: bool, extra: dict[str, Any] | None = None) -> None:
+    module = getattr(model, "_orig_mod", model)  # the weights of the uncompiled module
+    checkpoint = {
+        "format_version": FORMAT_VERSION,
+        "stage": stage,
+        "profile": profile,
+        "seed": seed,
+        "model_config": dataclasses.asdict(module.config),
+        "train_config": dataclasses.asdict(train_config),
+        "vocabulary": vocabulary,
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": state.step,
+        "curve": state.curve,
+        "best_val_loss": min((row["val_loss"] for row in state.curve), default=None),
+        "batch_rng": state.batch_rng,
+        "torch_rng": state.torch_rng,
+        "cuda_rng": state.cuda_rng,
+        "elapsed": state.elapsed,
+        "complete": complete,  # False while training, True once max_iters are done
+        **(extra or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, *, stage: str | None = None, profile: str | None = None,
+                    vocabulary: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU, checking it belongs to the stage, profile and vocabulary given."""
+    path = Path(path)
+    if not path.is_file():
+        raise LadderError(f"no checkpoint at {path}: train the stage first (python runner.py --stage {stage or '<stage>'})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged or foreign file
+        raise LadderError(f"checkpoint {path} cannot be read ({type(exc).__name__}): delete it and train again with --force") from None
+    if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
+        raise LadderError(f"{path} is not a GPT Ladder checkpoint: delete it and train again with --force")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise LadderError(f"checkpoint {path} has format {checkpoint['format_version']}, newer than this code "
+                          f"understands ({FORMAT_VERSION}): update GPT Ladder or retrain with --force")
+    for key, want in (("stage", stage), ("profile", profile), ("vocabulary", vocabulary)):
+        if want is not None and checkpoint.get(key) != want:
+            what = "a different vocabulary" if key == "vocabulary" else f"{key} {checkpoint.get(key)!r}"
+            raise LadderError(f"checkpoint {path} was made with {what}, not this run's: "
+                              f"retrain with --force, or use the matching --profile/--data")
+    return checkpoint
+
+
+def train_state_from(checkpoint: dict[str, Any]) -> TrainState:
+    return TrainState(step=checkpoint["step"], curve=list(checkpoint["curve"]), optimizer=checkpoint["optimizer"],
+                      batch_rng=checkpoint["batch_rng"], torch_rng=checkpoint["torch_rng"],
+                      cuda_rng=checkpoint["cuda_rng"], elapsed=checkpoint.get("elapsed", 0.0))

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""GPT Ladder's command line: train the stages, tabulate and chart the loss ladder, sample text.
+
+    python runner.py                       # the whole ladder under the default profile
+    python runner.py --stage residual      # one stage (several: --stage mlp residual)
+    python runner.py --list                # the stages, what each adds, parameter counts
+    python runner.py --sample --stage residual --prompt "ROMEO:"
+    python runner.py --chart               # redraw table and chart from saved results
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from common.errors import LadderError  # noqa: E402  (light imports first: --help stays fast)
+
+
+class Stop:
+    """Ctrl-C or SIGTERM asks the current run to stop at the end of its step; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name} received: saving a checkpoint at the end of this step "
+              f"(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def code_fingerprint() -> str:
+    """A hash of the code that decides a run's numbers, ignoring comments and docstrings."""
+    files = sorted((ROOT / "stages").glob("*.py")) + [ROOT / "common" / n for n in ("train.py", "data.py", "config.py")]
+    digest = hashlib.sha256()
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(path.name.encode() + ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
+        epilog="The verdict rule and the profiles are described in README.md.")
+    what = p.add_argument_group("what to do (default: train)")
+    what.add_argument("--stage", nargs="+", choices=stage_names, metavar="STAGE",
+                      help=f"stage(s) to train or sample, in any order; one of: {', '.join(stage_names)}")
+    what.add_argument("--all", action="store_true", help="train the whole ladder in order (the default when no --stage)")
+    what.add_argument("--list", action="store_true", help="list the stages: name, what it adds, parameters under the profile")
+    what.add_argument("--sample", action="store_true", help="print text from a trained stage's checkpoint (no training)")
+    what.add_argument("--chart", "--report", dest="chart", action="store_true",
+                      help="redraw ladder.csv/.md, loss_ladder.png and samples.md from saved results (no training)")
+    how = p.add_argument_group("how to train")
+    how.add_argument("--profile", choices=profile_names,
+                     help="named hyperparameters (default: gpu when CUDA is available, else cpu)")
+    how.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds per stage (default: the profile's)")
+    how.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: auto, CUDA then MPS then CPU)")
+    how.add_argument("--max-iters", type=int, help="override the number of training steps of every stage")
+    how.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                     help="override any hyperparameter, e.g. --set learning_rate=3e-4 --set n_layer=2 (repeatable)")
+    how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
+    how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
+    how.add_argument("--out", default=str(ROOT / "results"), help="results folder (default: results/)")
+    how.add_argument("--no-progress", action="store_true", help="no progress bars")
+    smp = p.add_argument_group("sampling (with --sample)")
+    smp.add_argument("--tokens", type=int, default=500, help="characters to generate (default 500)")
+    smp.add_argument("--temperature", type=float, default=1.0, help="softmax temperature, > 0 (default 1.0)")
+    smp.add_argument("--top-k", type=int, help="sample only from the k most likely characters")
+    smp.add_argument("--prompt", default="", help="text to start from (default: a newline)")
+    return p
+
+
+class Runner:
+    def __init__(self, args, stages, profile, overrides, device_request):
+        self.args = args
+        self.stages = stages  # name -> stage module, in ladder order
+        self.profile = profile
+        self.overrides = overrides
+        self.device_request = device_request
+        suffix = "" if not overrides else "-" + hashlib.sha256(
+            json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+        self.folder = Path(args.out) / f"{profile.name}{suffix}"
+        self._dataset = None
+        self._device = None
+
+    # -- lazily loaded pieces ---------------------------------------------------------------
+    @property
+    def device(self):
+        if self._device is None:
+            from common.device import pick_device
+            self._device = pick_device(self.device_request)
+        return self._device
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            from common.data import load_dataset
+            self._dataset = load_dataset(self.args.data)
+        return self._dataset
+
+    def configs(self, stage: str):
+        from common.data import check_block_size
+        from common.profiles import make_configs, settings_for
+        settings = settings_for(self.profile, stage, self.overrides)
+        model_config, train_config = make_configs(self.stages[stage].Config, settings, self.dataset.tokenizer.vocab_size)
+        check_block_size(self.dataset, model_config.block_size)
+        return settings, model_config, train_config
+
+    def run_dir(self, stage: str, seed: int) -> Path:
+        return self.folder / "runs" / stage / f"seed{seed}"
+
+    # -- training ---------------------------------------------------------------------------
+    def train_all(self, names: list[str], seeds: list[int], stop: Stop) -> bool:
+        """Train every (stage, seed); returns False if interrupted."""
+        fingerprint = code_fingerprint()
+        for stage in names:
+            for seed in seeds:
+                if stop():
+                    return False
+                if not self.train_one(stage, seed, fingerprint, stop):
+                    return False
+        return True
+
+    def train_one(self, stage: str, seed: int, fingerprint: str, stop: Stop) -> bool:
+        import torch
+
+        from common.checkpoint import load_checkpoint, save_checkpoint, train_state_from
+        from common.device import set_seed
+        from common.generate import sample_text
+        from common.io import read_json, write_json, write_text
+        from common.train import train
+
+        settings, model_config, train_config = self.configs(stage)
+        tokenizer = self.dataset.tokenizer
+        key = hashlib.sha256(json.dumps({"stage": stage, "seed": seed, "settings": settings, "code": fingerprint,
+                                         "vocabulary": tokenizer.chars, "n_train": len(self.dataset.train)},
+                                        sort_keys=True).encode()).hexdigest()[:16]
+        folder = self.run_dir(stage, seed)
+        record_path, ckpt_path = folder / "run.json", folder / "checkpoint.pt"
+        if record_path.exists() and not self.args.force:
+            try:
+                old = read_json(record_path)
+            except (OSError, ValueError):
+                old = {}
+            if old.get("key") == key:
+                print(f"{stage:<12} seed {seed}: reusing saved result (val {old['final']['val_loss']:.3f}; "
+                      f"--force retrains)")
+                return True
+
+        state = None
+        set_seed(seed)
+        model = self.stages[stage].Model(model_config).to(self.device)
+        if ckpt_path.exists() and not self.args.force:
+            checkpoint = load_checkpoint(ckpt_path, stage=stage, profile=self.profile.name, vocabulary=tokenizer.chars)
+            if checkpoint.get("key") == key and not checkpoint.get("complete"):
+                if self.args.resume:
+                    model.load_state_dict(checkpoint["model"])
+                    state = train_state_from(checkpoint)
+                    print(f"{stage:<12} seed {seed}: resuming from step {state.step} of {train_config.max_iters}")
+                else:
+                    print(f"{stage:<12} seed {seed}: an interrupted run stopped at step {checkpoint['step']}; "
+                          f"starting over (pass --resume to continue it)")
+        dataset = self.dataset.to(self.device)
+        params = sum(p.numel() for p in model.parameters())
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+        def on_eval(st, m, opt) -> None:
+            save_checkpoint(ckpt_path, model=m, optimizer=opt, state=st, stage=stage, profile=self.profile.name,
+                            seed=seed, train_config=train_config, vocabulary=tokenizer.chars,
+                            complete=st.step >= train_config.max_iters, extra={"key": key})
+
+        result = train(model, dataset, train_config, seed=seed, state=state, name=f"{stage} s{seed}",
+                       progress=not self.args.no_progress, on_eval=on_eval, should_stop=stop)
+        if result.stopped:
+            on_eval(result.state, model, None if result.state.optimizer is None else _OptimizerState(result.state))
+            print(f"{stage} seed {seed}: stopped at step {result.state.step} of {train_config.max_iters}; checkpoint "
+                  f"saved to {ckpt_path}.\nResume with: {resume_command(self.args)}", file=sys.stderr)
+            return False
+
+        sample = sample_text(model, tokenizer, max_new_tokens=300, seed=seed)
+        final, best = result.final, result.best_val
+        peak_mb = (torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda"
+                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+        record = {
+            "stage": stage, "adds": self.stages[stage].ADDS, "profile": self.profile.name, "seed": seed, "key": key,
+            "settings": settings, "overrides": self.overrides,
+            "model_config": dataclasses.asdict(model_config), "train_config": dataclasses.asdict(train_config),
+            "device": str(self.device), "device_name": device_name(self.device),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "platform": platform.platform()},
+            "params": params, "train_seconds": round(result.state.elapsed, 2),
+            "wall_seconds_this_session": round(result.wall_seconds, 2),
+            "tokens_per_second": round(result.tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
+            "final": final, "best": best, "code": fingerprint,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_text(folder / "curve.csv", "step,train_loss,val_loss,seconds\n" + "".join(
+            f"{r['step']},{r['train_loss']:.5f},{r['val_loss']:.5f},{r['seconds']}\n" for r in result.state.curve))
+        write_text(folder / "sample.txt", sample)
+        write_json(record_path, record)  # last: its presence marks the run complete
+        gap = final["val_loss"] - final["train_loss"]
+        print(f"{stage:<12} seed {seed}: val {final['val_loss']:.3f} (best {best['val_loss']:.3f} at step "
+              f"{best['step']}), train {final['train_loss']:.3f}, gap {gap:+.3f}, {params:,} params, "
+              f"{result.state.elapsed:.1f} s, {result.tokens_per_second:,.0f} tok/s")
+        return True
+
+    # -- reporting --------------------------------------------------------------------------
+    def report(self) -> None:
+        import pandas as pd
+
+        from common.chart import draw_ladder
+        from common.io import read_json, write_text
+        from common.ladder import ladder_table, to_markdown
+
+        runs = []
+        for path in sorted(self.folder.glob("runs/*/seed*/run.json")):
+            try:
+                record = read_json(path)
+            except (OSError, ValueError):
+                print(f"skipping unreadable {path}", file=sys.stderr)
+                continue
+            if record.get("stage") in self.stages:
+                record["_dir"] = path.parent
+                runs.append(record)
+        if not runs:
+            raise LadderError(f"no results in {self.folder}: train first (python runner.py --profile {self.profile.name})")
+        info = {n: {"adds": m.ADDS, "lecture_val_loss": m.LECTURE_VAL_LOSS} for n, m in self.stages.items()}
+        table = ladder_table(runs, list(self.stages), info)
+        write_text(self.folder / "ladder.csv", table.to_csv(index=False, float_format="%.4f"))
+        seconds = sum(r["train_seconds"] for r in runs)
+        header = (f"# Loss ladder — profile `{self.profile.name}`\n\n{self.profile.description}. "
+                  f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
+                  f"Verdict rule: `helped` when the mean validation loss drops by more than two standard errors "
+                  f"of the difference over seeds (see README).\n\n")
+        write_text(self.folder / "ladder.md", header + to_markdown(table))
+        curves = {}
+        for stage in table.stage:
+            frames = [pd.read_csv(r["_dir"] / "curve.csv") for r in runs if r["stage"] == stage]
+            merged = pd.concat(frames).groupby("step").val_loss
+            curves[stage] = pd.DataFrame({"val_loss": merged.mean(), "val_min": merged.min(),
+                                          "val_max": merged.max()}).reset_index()
+        draw_ladder(table, curves, self.folder / "loss_ladder.png",
+                    title=f"GPT Ladder, profile '{self.profile.name}': {len(runs)} runs, "
+                          f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}")
+        lines = [f"# Samples — profile `{self.profile.name}`\n",
+                 "300 characters from each stage (seed shown, temperature 1.0), bigram to scaled.\n"]
+        for stage in table.stage:
+            record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
+            text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
+            lines.append(f"## {stage} (seed {record['seed']}, val loss {record['final']['val_loss']:.3f})\n\n"
+                         f"```text\n{text.strip()}\n```\n")
+        write_text(self.folder / "samples.md", "\n".join(lines))
+        print(f"\n{to_markdown(table[['stage', 'params', 'seeds', 'val_loss_mean', 'val_loss_std', 'delta', 'verdict', 'gap']])}")
+        print(f"wrote {self.folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md")
+
+    # -- listing and sampling ---------------------------------------------------------------
+    def list_stages(self) -> None:
+        from common.data import CharTokenizer
+        from common.profiles import make_configs, settings_for
+        vocab = CharTokenizer.from_text(self._dataset_text_for_listing()).vocab_size
+        print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {self.profile.name})")
+        for i, (name, module) in enumerate(self.stages.items(), 1):
+            model_config, _ = make_configs(module.Config, settings_for(self.profile, name, self.overrides), vocab)
+            params = sum(p.numel() for p in module.Model(model_config).parameters())
+            print(f"{i:>2}  {name:<12} {params:>11,}  {module.ADDS}")
+
+    def _dataset_text_for_listing(self) -> str:
+        return "".join(self.dataset.tokenizer.chars)
+
+    def sample(self, stage: str, seed: int) -> None:
+        from common.checkpoint import load_checkpoint
+        from common.generate import sample_text
+
+        path = self.run_dir(stage, seed) / "checkpoint.pt"
+        if not path.exists():
+            raise LadderError(f"stage {stage!r} has no checkpoint for profile {self.profile.name!r}, seed {seed} "
+                              f"(looked for {path}): train it first with "
+                              f"python runner.py --stage {stage} --profile {self.profile.name}")
+        checkpoint = load_checkpoint(path, stage=stage, profile=self.profile.name)
+        from common.data import CharTokenizer
+        tokenizer = CharTokenizer(checkpoint["vocabulary"])
+        module = self.stages[stage]
+        model = module.Model(module.Config(**checkpoint["model_config"]))
+        model.load_state_dict(checkpoint["model"])
+        model.to(self.device)
+        text = sample_text(model, tokenizer, max_new_tokens=self.args.tokens, prompt=self.args.prompt,
+                           temperature=self.args.temperature, top_k=self.args.top_k, seed=seed)
+        note = "" if checkpoint.get("complete") else f" (interrupted run, step {checkpoint['step']})"
+        print(f"--- {stage}, profile {self.profile.name}, seed {seed}{note} ---", file=sys.stderr)
+        print(text)
+
+
+class _OptimizerState:
+    """Adapter so save_checkpoint can store an optimizer state captured in a TrainState."""
+
+    def __init__(self, state):
+        self._state = state.optimizer
+
+    def state_dict(self):
+        return self._state
+
+
+def device_name(device) -> str:
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def resume_command(args) -> str:
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    return "python runner.py " + " ".join(argv + ["--resume"])
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise LadderError(f"cannot write to {folder} ({exc.strerror}): choose a writable folder with --out") from None
+
+
+class FolderLock:
+    """An exclusive lock on a results folder, so two runners never write the same files at once."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".runner.lock"
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise LadderError(f"another runner ({holder}) is writing {self.path.parent}: wait for it to finish, "
+                              f"or use a different --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from common.profiles import PROFILES
+    from stages import STAGE_NAMES, STAGES
+
+    parser = build_parser(STAGE_NAMES, list(PROFILES))
+    args = parser.parse_args(argv)
+    stop = Stop()
+    try:
+        import torch
+
+        from common.config import TrainConfig  # noqa: F401
+        from common.profiles import get_profile, parse_overrides
+
+        if args.profile is None:
+            args.profile = "gpu" if torch.cuda.is_available() else "cpu"
+            if not (args.list or args.sample or args.chart):
+                print(f"no --profile given: using '{args.profile}' "
+                      f"({'CUDA is available' if args.profile == 'gpu' else 'CUDA is not available'})")
+        profile = get_profile(args.profile)
+        overrides = parse_overrides(args.overrides, [m.Config for m in STAGES.values()])
+        if args.max_iters is not None:
+            if args.max_iters <= 0:
+                raise LadderError(f"--max-iters must be positive, got {args.max_iters}")
+            overrides["max_iters"] = args.max_iters
+        seeds = list(args.seeds) if args.seeds else list(profile.seeds)
+        if any(s < 0 for s in seeds):
+            raise LadderError(f"--seeds must be non-negative integers, got {' '.join(map(str, seeds))}")
+        seeds = list(dict.fromkeys(seeds))
+        names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
+        runner = Runner(args, STAGES, profile, overrides, args.device)
+
+        if args.list:
+            runner.list_stages()
+            return 0
+        if args.sample:
+            if not args.stage or len(args.stage) != 1:
+                raise LadderError("--sample needs exactly one --stage, e.g. --sample --stage residual")
+            runner.sample(args.stage[0], seeds[0])
+            return 0
+        if args.chart:
+            runner.report()
+            return 0
+        for name in names:  # check every configuration before any training starts
+            runner.configs(name)
+        runner.device  # noqa: B018  (fail early on a bad --device)
+        check_writable(runner.folder)
+        stop.install()
+        with FolderLock(runner.folder):
+            print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)} "
+                  f"-> {runner.folder}")
+            finished = runner.train_all(names, seeds, stop)
+            runner.report()
+        return 0 if finished else 130
+    except LadderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept; the last checkpoint of the current run is from its last evaluation",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
