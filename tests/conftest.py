@@ -32,7 +32,7 @@ VOCAB = 65  # distinct characters of Tiny Shakespeare
 
 # A tiny configuration every stage accepts (each stage's Config takes the fields it has).
 TINY = dict(block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.1,
-            batch_size=16, learning_rate=3e-3, max_iters=80, eval_interval=80, eval_iters=5)
+            batch_size=16, learning_rate=3e-3, max_iters=150, eval_interval=150, eval_iters=5)
 
 
 def tiny_configs(stage: str, **overrides):

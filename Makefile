@@ -1,0 +1,38 @@
+# GPT Ladder. `make all-stages` trains the ladder and draws it; `make test` runs the tests.
+# Both create the virtual environment .venv and install requirements.txt on first use.
+#   make all-stages PROFILE=smoke SEEDS="0 1 2"     (PROFILE: lecture, gpu, cpu, smoke; default: gpu with CUDA, else cpu)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?=
+SEEDS ?=
+ARGS ?=
+
+# Use the shared copy of Tiny Shakespeare when it sits beside the checkout (no download needed).
+SHARED_CORPUS := $(abspath ../shared/data/tinyshakespeare.txt)
+ifneq ($(wildcard $(SHARED_CORPUS)),)
+export GPT_LADDER_DATA ?= $(SHARED_CORPUS)
+endif
+
+.PHONY: all-stages test chart bench clean-venv
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+all-stages: $(VENV)/.installed
+	$(PY) runner.py --all --resume $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+chart: $(VENV)/.installed
+	$(PY) runner.py --chart $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench.py $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
