@@ -85,6 +85,8 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
     how.add_argument("--max-iters", type=int, help="override the number of training steps of every stage")
     how.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                      help="override any hyperparameter, e.g. --set learning_rate=3e-4 --set n_layer=2 (repeatable)")
+    how.add_argument("--jobs", type=int, default=1,
+                     help="independent runs trained in parallel processes, sharing the CPU threads (default 1)")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
@@ -138,16 +140,44 @@ class Runner:
         return self.folder / "runs" / stage / f"seed{seed}"
 
     # -- training ---------------------------------------------------------------------------
-    def train_all(self, names: list[str], seeds: list[int], stop: Stop) -> bool:
-        """Train every (stage, seed); returns False if interrupted."""
+    def train_all(self, names: list[str], seeds: list[int], stop: Stop, jobs: int = 1) -> bool:
+        """Train every (stage, seed), in `jobs` parallel processes; returns False if interrupted."""
         fingerprint = code_fingerprint()
-        for stage in names:
-            for seed in seeds:
-                if stop():
+        tasks = [(stage, seed) for stage in names for seed in seeds]
+        if jobs <= 1 or len(tasks) <= 1:
+            for stage, seed in tasks:
+                if stop() or not self.train_one(stage, seed, fingerprint, stop):
                     return False
-                if not self.train_one(stage, seed, fingerprint, stop):
-                    return False
-        return True
+            return True
+        return self.train_parallel(tasks, fingerprint, stop, jobs)
+
+    def train_parallel(self, tasks: list[tuple[str, int]], fingerprint: str, stop: Stop, jobs: int) -> bool:
+        """Independent runs in worker processes, each with its share of the CPU threads.
+
+        The costliest runs start first so the slowest one does not finish alone at the end.
+        """
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        import torch
+
+        def cost(task):
+            settings, model_config, train_config = self.configs(task[0])
+            params = sum(p.numel() for p in self.stages[task[0]].Model(model_config).parameters())
+            return params * train_config.max_iters * train_config.batch_size * model_config.block_size
+
+        tasks = sorted(tasks, key=cost, reverse=True)
+        threads = max(1, torch.get_num_threads() // jobs) if self.device.type == "cpu" else torch.get_num_threads()
+        options = {k: v for k, v in vars(self.args).items()}
+        options["no_progress"] = True
+        ok = True
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = [pool.submit(_worker_train, options, self.profile.name, self.overrides, stage, seed, fingerprint)
+                       for stage, seed in tasks]
+            for future in as_completed(futures):
+                ok = future.result() and ok
+        return ok and not stop()
 
     def train_one(self, stage: str, seed: int, fingerprint: str, stop: Stop) -> bool:
         import torch
@@ -319,6 +349,24 @@ class Runner:
         print(text)
 
 
+_WORKER_STOP = Stop()
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+    _WORKER_STOP.install()
+
+
+def _worker_train(options: dict, profile_name: str, overrides: dict, stage: str, seed: int, fingerprint: str) -> bool:
+    """One (stage, seed) run in a worker process; errors come back as the exception itself."""
+    from common.profiles import get_profile
+    from stages import STAGES
+
+    runner = Runner(argparse.Namespace(**options), STAGES, get_profile(profile_name), overrides, options["device"])
+    return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP)
+
+
 class _OptimizerState:
     """Adapter so save_checkpoint can store an optimizer state captured in a TrainState."""
 
@@ -409,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(s < 0 for s in seeds):
             raise LadderError(f"--seeds must be non-negative integers, got {' '.join(map(str, seeds))}")
         seeds = list(dict.fromkeys(seeds))
+        if args.jobs < 1:
+            raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
         names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
         runner = Runner(args, STAGES, profile, overrides, args.device)
 
@@ -431,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         with FolderLock(runner.folder):
             print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)} "
                   f"-> {runner.folder}")
-            finished = runner.train_all(names, seeds, stop)
+            finished = runner.train_all(names, seeds, stop, jobs=args.jobs)
             runner.report()
         return 0 if finished else 130
     except LadderError as exc:

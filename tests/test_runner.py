@@ -1,0 +1,101 @@
+"""runner.py end to end, as a user runs it: real subprocesses on the smoke profile."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages import STAGE_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def runner(*args, out=None, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "runner.py"), *args, "--no-progress"]
+    if out is not None:
+        cmd += ["--out", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, corpus_path):
+    out = tmp_path_factory.mktemp("results")
+    result = runner("--profile", "smoke", "--data", str(corpus_path), out=out)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_smoke_ladder_writes_table_chart_and_samples(smoke):
+    out, result = smoke
+    folder = out / "smoke"
+    table = pd.read_csv(folder / "ladder.csv")
+    assert list(table.stage) == STAGE_NAMES
+    assert {"stage", "adds", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "verdict",
+            "lecture_val_loss", "train_seconds"} <= set(table.columns)
+    assert (table.seeds == 2).all()
+    assert set(table.verdict.dropna()) <= {"helped", "within noise", "hurt"}
+    assert table.delta.iloc[1:].notna().all()
+    assert (folder / "loss_ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    samples = (folder / "samples.md").read_text()
+    for name in STAGE_NAMES:
+        assert f"## {name} " in samples
+    assert (folder / "ladder.md").read_text().count("\n| ") >= 1 + len(STAGE_NAMES)
+    run = folder / "runs" / "residual" / "seed0"
+    assert {"run.json", "curve.csv", "sample.txt", "checkpoint.pt"} <= {p.name for p in run.iterdir()}
+
+
+def test_second_run_reuses_saved_results(smoke, corpus_path):
+    out, _ = smoke
+    result = runner("--profile", "smoke", "--stage", "bigram", "--data", str(corpus_path), out=out)
+    assert result.returncode == 0, result.stderr
+    assert "reusing saved result" in result.stdout
+
+
+def test_single_stage_trains_only_that_stage(tmp_path, corpus_path):
+    result = runner("--stage", "residual", "--profile", "smoke", "--seeds", "0", "--data", str(corpus_path), out=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "smoke" / "runs").iterdir()] == ["residual"]
+    sample = runner("--sample", "--stage", "residual", "--profile", "smoke", "--seeds", "0", "--tokens", "40",
+                    "--prompt", "ROMEO:", "--data", str(corpus_path), out=tmp_path)
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("ROMEO:") and len(sample.stdout.rstrip("\n")) >= 40
+
+
+def test_chart_redraws_without_training(smoke, corpus_path):
+    out, _ = smoke
+    png = out / "smoke" / "loss_ladder.png"
+    png.unlink()
+    result = runner("--chart", "--profile", "smoke", "--data", str(corpus_path), out=out)
+    assert result.returncode == 0, result.stderr
+    assert png.exists() and "seed 0:" not in result.stdout
+
+
+def test_list_shows_every_stage_in_order(corpus_path):
+    result = runner("--list", "--profile", "smoke", "--data", str(corpus_path))
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[1] for line in result.stdout.splitlines()[1:]]
+    assert listed == STAGE_NAMES
+
+
+def test_unknown_stage_lists_valid_names():
+    result = runner("--stage", "transformer")
+    assert result.returncode != 0
+    assert "invalid choice" in result.stderr and "bigram" in result.stderr and "scaled" in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--profile", "smoke", "--set", "bogus=1"], "unknown hyperparameter 'bogus'"),
+    (["--profile", "smoke", "--set", "n_layer=two"], "n_layer must be of type int"),
+    (["--profile", "smoke", "--set", "n_embd=30", "--set", "n_head=4"], "divisible"),
+    (["--profile", "smoke", "--seeds", "-1"], "non-negative"),
+    (["--sample", "--stage", "mlp", "--profile", "smoke"], "has no checkpoint"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, corpus_path, args, message):
+    result = runner(*args, "--data", str(corpus_path), out=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
