@@ -6,6 +6,7 @@ setting, see `stages/`); the training configuration is shared by every stage and
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -29,8 +30,10 @@ class TrainConfig:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
             if getattr(self, name) <= 0:
                 raise LadderError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise LadderError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
+            raise LadderError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise LadderError(f"min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")
         if self.warmup_iters < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise LadderError("warmup_iters, grad_clip and weight_decay must not be negative")
 

@@ -47,6 +47,13 @@ def test_train_config_rejects_bad_values(bad):
         TrainConfig(**bad)
 
 
+@pytest.mark.parametrize("bad", [dict(min_lr_ratio=-0.5), dict(learning_rate=float("nan")),
+                                 dict(learning_rate=float("inf"))], ids=["min_lr_ratio<0", "lr=nan", "lr=inf"])
+def test_train_config_rejects_nonsensical_schedules(bad):
+    with pytest.raises(LadderError):
+        TrainConfig(**bad)
+
+
 def test_make_configs_ignores_fields_a_stage_lacks():
     model_config, train_config = make_configs(STAGES["bigram"].Config, TINY, VOCAB)
     assert not hasattr(model_config, "n_embd")

@@ -67,6 +67,12 @@ def test_stage_module_has_file_docstring_and_contract(stage):
     assert isinstance(module.Model(config), nn.Module)
 
 
+def test_lecture_losses():
+    reported = {name: STAGES[name].LECTURE_VAL_LOSS for name in STAGE_NAMES}
+    assert reported == {"bigram": 2.5, "averaging": None, "single_head": 2.4, "multi_head": 2.28, "mlp": 2.24,
+                        "residual": 2.08, "layernorm": 2.06, "dropout": None, "scaled": 1.48}
+
+
 def test_config_fields_accumulate_along_the_ladder():
     import dataclasses
 
@@ -167,6 +173,26 @@ def test_causal_average_equals_explicit_loop(T):
     x = torch.randn(3, T, config.n_embd)
     expected = torch.stack([x[:, : t + 1].mean(dim=1) for t in range(T)], dim=1)  # (B, T, C)
     assert torch.allclose(avg(x), expected, atol=1e-6)
+
+
+def test_head_equals_explicit_scaled_causal_attention():
+    """out_t = sum_{j<=t} softmax_j(q_t . k_j / sqrt(head_size)) v_j, position by position."""
+    from stages.single_head import Head
+
+    config, _ = tiny_configs("single_head")
+    hs = 4
+    torch.manual_seed(0)
+    head = _randomise(Head(config, head_size=hs), seed=2, std=0.5).double()
+    x = torch.randn(2, config.block_size, config.n_embd, dtype=torch.float64)
+    q, k, v = head.query(x), head.key(x), head.value(x)
+    rows = []
+    for t in range(config.block_size):
+        scores = (q[:, t : t + 1] @ k[:, : t + 1].transpose(1, 2)).squeeze(1) / math.sqrt(hs)  # (B, t+1)
+        weights = torch.softmax(scores, dim=-1)
+        rows.append((weights.unsqueeze(-1) * v[:, : t + 1]).sum(dim=1))
+    expected = torch.stack(rows, dim=1)
+    with torch.no_grad():
+        assert torch.allclose(head(x), expected, atol=1e-10)
 
 
 @pytest.mark.parametrize("n_head", [1, 2, 4], ids=["1head", "2heads", "4heads"])
@@ -283,6 +309,51 @@ def test_multi_head_changes_only_how_the_weights_are_used():
     assert torch.allclose(out_single, out_one, atol=1e-5)
 
 
+@per_stage
+def test_every_parameter_is_used(stage):
+    """Each parameter gets a gradient from the loss: no piece is built and then left out of forward."""
+    model = _randomise(tiny_model(stage), seed=9, std=0.1).eval()
+    idx, targets = _tokens(8, TINY["block_size"], 14), _tokens(8, TINY["block_size"], 15)
+    _, loss = model(idx, targets)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{stage}: {name} is not used by forward"
+        assert p.grad.abs().sum() > 0, f"{stage}: {name} gets a zero gradient"
+
+
+# What one block of each stage computes, written out from its sub-modules.
+BLOCK_FORMULAS = {
+    "averaging": lambda b, x: x + b.sa(x),
+    "single_head": lambda b, x: x + b.sa(x),
+    "multi_head": lambda b, x: x + b.sa(x),
+    "mlp": lambda b, x: (lambda h: h + b.ffwd(h))(x + b.sa(x)),
+    "residual": lambda b, x: (lambda h: h + b.ffwd(h))(x + b.sa(x)),
+    "layernorm": lambda b, x: (lambda h: h + b.ffwd(b.ln2(h)))(x + b.sa(b.ln1(x))),
+    "dropout": lambda b, x: (lambda h: h + b.ffwd(b.ln2(h)))(x + b.sa(b.ln1(x))),
+    "scaled": lambda b, x: (lambda h: h + b.ffwd(b.ln2(h)))(x + b.sa(b.ln1(x))),
+}
+FINAL_NORM = {"averaging": nn.Identity, "single_head": nn.Identity, "multi_head": nn.Identity, "mlp": nn.Identity,
+              "residual": nn.Identity, "layernorm": nn.LayerNorm, "dropout": nn.LayerNorm, "scaled": nn.LayerNorm}
+N_BLOCKS = {"averaging": 1, "single_head": 1, "multi_head": 1, "mlp": 1,
+            "residual": TINY["n_layer"], "layernorm": TINY["n_layer"], "dropout": TINY["n_layer"], "scaled": TINY["n_layer"]}
+
+
+@per_step
+def test_model_computes_its_block_formula(stage):
+    """logits = lm_head(ln_f(blocks(tok_emb + pos_emb))), each block as written in BLOCK_FORMULAS."""
+    model = _randomise(tiny_model(stage), seed=10, std=0.2).eval()
+    assert len(model.blocks) == N_BLOCKS[stage]
+    assert type(model.ln_f) is FINAL_NORM[stage]
+    idx = _tokens(3, TINY["block_size"], 16)
+    T = idx.shape[1]
+    with torch.no_grad():
+        x = model.token_embedding_table(idx) + model.position_embedding_table(torch.arange(T))
+        for block in model.blocks:
+            x = BLOCK_FORMULAS[stage](block, x)
+        expected = model.lm_head(model.ln_f(x))
+        assert torch.allclose(model(idx)[0], expected, atol=1e-5)
+
+
 def _dropout_modules(model: nn.Module) -> dict[str, float]:
     return {name: m.p for name, m in model.named_modules() if isinstance(m, nn.Dropout)}
 
@@ -296,6 +367,21 @@ def test_dropout_modules_only_where_expected(stage):
                          for where in ("sa.attn_dropout", "sa.resid_dropout", "ffwd.net.3")}
     else:
         assert found == {}
+
+
+@pytest.mark.parametrize("stage", sorted(WITH_DROPOUT), ids=sorted(WITH_DROPOUT))
+def test_every_dropout_module_is_applied(stage):
+    """Each nn.Dropout is called in forward (a module built but never applied would drop nothing)."""
+    model = tiny_model(stage).train()
+    calls = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout):
+            calls[name] = 0
+            module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
+    with torch.no_grad():
+        model(_tokens(2, TINY["block_size"], 17))
+    assert len(calls) == 3 * TINY["n_layer"]
+    assert calls == {name: 1 for name in calls}
 
 
 @pytest.mark.parametrize("p", [0.0, 0.1], ids=["p=0", "p=0.1"])
@@ -448,3 +534,47 @@ def test_sample_text(stage, dataset):
     assert greedy_a == greedy_b
     with pytest.raises(LadderError):
         sample_text(model, tok, max_new_tokens=5, prompt="caf\u00e9")  # not in the vocabulary
+
+
+@pytest.mark.parametrize("stage", ["mlp", "dropout"], ids=["mlp", "dropout"])
+def test_stopped_and_resumed_run_equals_uninterrupted_run(stage, dataset):
+    """Stopping with should_stop and resuming from the captured state gives the very same run
+    (optimizer state, batch generator and, for dropout, the global generator all restored)."""
+    import copy
+
+    config, cfg = tiny_configs(stage, max_iters=30, eval_interval=10, eval_iters=2, batch_size=4)
+    torch.manual_seed(0)
+    straight = STAGES[stage].Model(config)
+    torch.manual_seed(0)
+    interrupted = STAGES[stage].Model(config)
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), interrupted.parameters()))
+
+    torch.manual_seed(123)
+    full = train(straight, dataset, cfg, seed=0, progress=False)
+    assert not full.stopped
+
+    calls = {"n": 0}
+
+    def stop_after_13():
+        calls["n"] += 1
+        return calls["n"] >= 12  # asked after each non-evaluation step: 1..9, 11, 12, 13 -> step 13
+
+    torch.manual_seed(123)
+    part = train(interrupted, dataset, cfg, seed=0, progress=False, should_stop=stop_after_13)
+    assert part.stopped and part.state.step == 13
+    assert [row["step"] for row in part.state.curve] == [0, 10]
+    saved_state = copy.deepcopy(part.state)
+    saved_weights = copy.deepcopy(interrupted.state_dict())
+
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    torch.rand(100)
+    resumed_model = STAGES[stage].Model(config)
+    resumed_model.load_state_dict(saved_weights)
+    resumed = train(resumed_model, dataset, cfg, seed=0, state=saved_state, progress=False)
+    assert not resumed.stopped and resumed.state.step == cfg.max_iters
+    assert [row["step"] for row in resumed.state.curve] == [0, 10, 20, 30]
+    for a, b in zip(full.state.curve, resumed.state.curve):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+    for (name, a), b in zip(straight.named_parameters(), resumed_model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), f"{name} differs after resuming"
