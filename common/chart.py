@@ -35,23 +35,28 @@ def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: s
     colours = [COLOURS.get(v, COLOURS[""]) for v in table.verdict]
     ax.scatter(x, table.val_loss_mean, s=90, c=colours, edgecolors="black", zorder=4, label="val loss (mean ± std over seeds)")
     ax.scatter(x, table.train_loss_mean, s=40, marker="_", color="#444444", linewidths=2, zorder=4,
-               label="train loss (mean): the gap below val shows overfitting")
+               label="train loss (mean); gap = val - train, large when overfitting")
     lecture = table.lecture_val_loss
     if lecture.notna().any():
         ax.scatter([i for i, v in zip(x, lecture) if pd.notna(v)], lecture.dropna(), s=90, marker="D",
                    facecolors="none", edgecolors="#e07b00", linewidths=1.8, zorder=5, label="lecture's reported val loss")
     ax.axhline(uniform, color="#999999", linestyle="--", linewidth=1)
-    ax.text(len(x) - 0.5, uniform, f"uniform guess ln({vocab_size}) = {uniform:.2f}", ha="right", va="bottom",
+    ax.text(-0.5, uniform, f"uniform guess ln({vocab_size}) = {uniform:.2f}", ha="left", va="bottom",
             fontsize=9, color="#666666")
     low = min(table.val_loss_mean.min(), table.train_loss_mean.min(), lecture.min() if lecture.notna().any() else 9)
-    span = uniform - low
+    span = uniform - low + 0.15
     for i, row in table.iterrows():
         label = f"{row.val_loss_mean:.3f}"
         if row.verdict:
             label = f"{row.delta:+.3f}\n{row.verdict}\n" + label
-        ax.annotate(label, (i, row.val_loss_mean), xytext=(0, 14), textcoords="offset points", ha="center",
+        top = max(row.val_loss_mean + (0 if pd.isna(row.val_loss_std) else row.val_loss_std),
+                  row.lecture_val_loss if pd.notna(row.lecture_val_loss) else -9)
+        ax.annotate(label, (i, top), xytext=(0, 10), textcoords="offset points", ha="center",
                     va="bottom", fontsize=8.5, color=COLOURS.get(row.verdict, "black"),
-                    fontweight="bold" if row.verdict == "hurt" else "normal")
+                    fontweight="bold" if row.verdict == "hurt" else "normal",
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
+        ax.annotate(f"gap {row.gap:+.2f}", (i, row.train_loss_mean), xytext=(0, -6), textcoords="offset points",
+                    ha="center", va="top", fontsize=7.5, color="#555555")
     ax.set_xticks(x)
     ax.set_xticklabels(table.stage, rotation=30, ha="right")
     ax.set_ylim(low - 0.08 * span, uniform + 0.12 * span)
@@ -59,7 +64,7 @@ def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: s
     ax.set_ylabel("validation loss (nats per character, lower is better)")
     ax.set_title("The loss ladder: each stage adds one piece")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8.5, framealpha=0.9)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9), fontsize=8.5, framealpha=0.9)
 
     # the learning curves
     cmap = plt.get_cmap("viridis")

@@ -52,9 +52,12 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="a ladder a 2-core CPU finishes in about 20 minutes",
         hyperparams=_frozen(dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
-                                 learning_rate=2e-3, max_iters=2000, eval_interval=250, eval_iters=50)),
+                                 learning_rate=2e-3, warmup_iters=100, lr_decay=True, max_iters=2000,
+                                 eval_interval=250, eval_iters=50)),
+        # scaled: twice the context, width and depth of 4; batch halved so each step still sees
+        # 1,024 tokens (16 x 64), trained a little longer
         stage_overrides=_frozen({"scaled": _frozen(dict(block_size=64, n_embd=128, n_head=4, n_layer=4,
-                                                        dropout=0.0, max_iters=3000))}),
+                                                        batch_size=16, max_iters=2500, eval_interval=500))}),
     ),
     "smoke": Profile(
         name="smoke",

@@ -58,6 +58,21 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, cfg: TrainConfig,
+               step: int, generator: torch.Generator) -> torch.Tensor:
+    """One optimisation step on a random batch of `data`; returns the loss (not synchronised)."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    x, y = get_batch(data, model.config.block_size, cfg.batch_size, generator)  # (B, T), (B, T)
+    _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss
+
+
 @dataclass
 class TrainState:
     """Everything needed to continue a run exactly where it stopped."""
@@ -143,16 +158,7 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     bar = tqdm(total=cfg.max_iters, initial=start_step, desc=name, disable=not progress,
                dynamic_ncols=True, leave=False, unit="step")
     for step in range(start_step, cfg.max_iters):
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = get_batch(dataset.train, block_size, cfg.batch_size, batch_gen)
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        train_step(model, optimizer, dataset.train, cfg, step, batch_gen)
         bar.update(1)
         done = step + 1
         if done % cfg.eval_interval == 0 or done == cfg.max_iters:
