@@ -18,8 +18,10 @@ import json
 import os
 import platform
 import resource
+import shlex
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,25 +31,48 @@ sys.path.insert(0, str(ROOT))
 from common.errors import LadderError  # noqa: E402  (light imports first: --help stays fast)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Stop:
     """Ctrl-C or SIGTERM asks the current run to stop at the end of its step; a second one stops at once."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._previous)
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.handle)
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self.handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        self._previous = {}
 
     def handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print(f"\n{signal.Signals(signum).name} received: saving a checkpoint at the end of this step "
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping at the end of this step and saving a checkpoint "
               f"(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
 
     def __call__(self) -> bool:
         return self.requested
+
+
+class _Interrupted(Exception):
+    """Raised from a run's evaluation callback when a stop was asked for during that evaluation."""
 
 
 def code_fingerprint() -> str:
@@ -65,8 +90,25 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes get one line saying what is wrong and where to look, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see python runner.py --help)\n")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {value}")
+    return value
+
+
 def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
         epilog="The verdict rule and the profiles are described in README.md.")
     what = p.add_argument_group("what to do (default: train)")
@@ -80,7 +122,8 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
     how = p.add_argument_group("how to train")
     how.add_argument("--profile", choices=profile_names,
                      help="named hyperparameters (default: gpu when CUDA is available, else cpu)")
-    how.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds per stage (default: the profile's)")
+    how.add_argument("--seeds", nargs="+", type=_seed, metavar="N",
+                     help="one or more non-negative seeds per stage (default: the profile's)")
     how.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: auto, CUDA then MPS then CPU)")
     how.add_argument("--max-iters", type=int, help="override the number of training steps of every stage")
     how.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -155,9 +198,12 @@ class Runner:
         """Independent runs in worker processes, each with its share of the CPU threads.
 
         The costliest runs start first so the slowest one does not finish alone at the end.
+        The workers ignore SIGINT and SIGTERM: this process handles them and tells the workers, through
+        an event, to save a checkpoint at the end of their step; a worker whose parent dies does the same.
         """
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         import torch
 
@@ -170,13 +216,41 @@ class Runner:
         threads = max(1, torch.get_num_threads() // jobs) if self.device.type == "cpu" else torch.get_num_threads()
         options = {k: v for k, v in vars(self.args).items()}
         options["no_progress"] = True
+        context = mp.get_context("spawn")
+        cancel = context.Event()
+        # Start the workers with SIGINT and SIGTERM ignored (inherited through exec), so a Ctrl-C while
+        # they import cannot print a traceback; signals to this process meanwhile wait, blocked.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+        try:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                                       initargs=(threads, cancel, os.getpid()))
+            futures = [pool.submit(_worker_train, options, self.profile.name, self.overrides, stage, seed,
+                                   fingerprint) for stage, seed in tasks]
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         ok = True
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(threads,)) as pool:
-            futures = [pool.submit(_worker_train, options, self.profile.name, self.overrides, stage, seed, fingerprint)
-                       for stage, seed in tasks]
-            for future in as_completed(futures):
-                ok = future.result() and ok
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    ok = (not future.cancelled() and future.result()) and ok
+                if stop() and not cancel.is_set():
+                    cancel.set()  # running workers save a checkpoint at the end of their step
+                    for future in pending:
+                        future.cancel()
+        except BrokenProcessPool:
+            cancel.set()
+            raise LadderError("a worker process died (killed, or out of memory?): finished runs are kept; "
+                              "run again with --resume, or with fewer --jobs") from None
+        except BaseException:
+            cancel.set()  # an error in one run (or a second Ctrl-C) stops the others at a checkpoint
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return ok and not stop()
 
     def train_one(self, stage: str, seed: int, fingerprint: str, stop: Stop) -> bool:
@@ -200,7 +274,7 @@ class Runner:
                 old = read_json(record_path)
             except (OSError, ValueError):
                 old = {}
-            if old.get("key") == key:
+            if isinstance(old, dict) and old.get("key") == key:
                 print(f"{stage:<12} seed {seed}: reusing saved result (val {old['final']['val_loss']:.3f}; "
                       f"--force retrains)")
                 return True
@@ -209,37 +283,78 @@ class Runner:
         set_seed(seed)
         model = self.stages[stage].Model(model_config).to(self.device)
         if ckpt_path.exists() and not self.args.force:
-            checkpoint = load_checkpoint(ckpt_path, stage=stage, profile=self.profile.name, vocabulary=tokenizer.chars)
-            if checkpoint.get("key") == key and not checkpoint.get("complete"):
-                if self.args.resume:
-                    model.load_state_dict(checkpoint["model"])
+            if self.args.resume:  # strict: a checkpoint that is not this run's is an error, not overwritten
+                checkpoint = load_checkpoint(ckpt_path, stage=stage, profile=self.profile.name,
+                                             vocabulary=tokenizer.chars)
+                if checkpoint.get("key") != key:
+                    print(f"{stage:<12} seed {seed}: the saved checkpoint is from other settings, data or code; "
+                          f"starting over")
+                else:
+                    saved_on = checkpoint.get("device_type", self.device.type)
+                    if saved_on != self.device.type:
+                        raise LadderError(f"checkpoint {ckpt_path} was trained on {saved_on}, this run uses "
+                                          f"{self.device.type}: resume it with --device {saved_on}, or retrain "
+                                          f"with --force")
+                    try:
+                        model.load_state_dict(checkpoint["model"])
+                    except RuntimeError:
+                        raise LadderError(f"checkpoint {ckpt_path} does not fit the {stage} model: retrain with "
+                                          f"--force") from None
                     state = train_state_from(checkpoint)
                     print(f"{stage:<12} seed {seed}: resuming from step {state.step} of {train_config.max_iters}")
-                else:
+            else:
+                try:
+                    checkpoint = load_checkpoint(ckpt_path)
+                except LadderError:
+                    checkpoint = {}
+                if checkpoint.get("key") == key and not checkpoint.get("complete"):
                     print(f"{stage:<12} seed {seed}: an interrupted run stopped at step {checkpoint['step']}; "
                           f"starting over (pass --resume to continue it)")
         dataset = self.dataset.to(self.device)
         params = sum(p.numel() for p in model.parameters())
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        saved = {"step": None}
 
-        def on_eval(st, m, opt) -> None:
+        def save(st, m, opt) -> None:
             save_checkpoint(ckpt_path, model=m, optimizer=opt, state=st, stage=stage, profile=self.profile.name,
                             seed=seed, train_config=train_config, vocabulary=tokenizer.chars,
-                            complete=st.step >= train_config.max_iters, extra={"key": key})
+                            complete=st.step >= train_config.max_iters,
+                            extra={"key": key, "device_type": self.device.type})
+            saved["step"] = st.step
 
-        result = train(model, dataset, train_config, seed=seed, state=state, name=f"{stage} s{seed}",
-                       progress=not self.args.no_progress, on_eval=on_eval, should_stop=stop)
-        if result.stopped:
-            on_eval(result.state, model, None if result.state.optimizer is None else _OptimizerState(result.state))
-            print(f"{stage} seed {seed}: stopped at step {result.state.step} of {train_config.max_iters}; checkpoint "
-                  f"saved to {ckpt_path}.\nResume with: {resume_command(self.args)}", file=sys.stderr)
+        def on_eval(st, m, opt) -> None:
+            save(st, m, opt)
+            if stop() and st.step < train_config.max_iters:
+                raise _Interrupted  # asked to stop during this evaluation: the checkpoint is already saved
+
+        try:
+            result = train(model, dataset, train_config, seed=seed, state=state, name=f"{stage} s{seed}",
+                           progress=not self.args.no_progress, on_eval=on_eval, should_stop=stop)
+        except _Interrupted:
+            result = None
+        except LadderError as exc:  # the loss became NaN or infinite
+            kept = (f"; the last good checkpoint (step {saved['step']}) is kept in {ckpt_path}"
+                    if saved["step"] is not None else "")
+            reason = str(exc).removeprefix(f"{stage} s{seed}: ")
+            raise LadderError(f"stage {stage}, seed {seed}: {reason}{kept}") from None
+        if result is None or result.stopped:
+            finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+            if result is not None and finite:
+                save(result.state, model, None if result.state.optimizer is None else _OptimizerState(result.state))
+            elif result is not None:  # diverged since the last evaluation: keep the last good checkpoint
+                print(f"{stage} seed {seed}: the weights are no longer finite at step {result.state.step}; "
+                      f"keeping the checkpoint from step {saved['step']}", file=sys.stderr, flush=True)
+            print(f"{stage} seed {seed}: stopped at step {saved['step']} of {train_config.max_iters}; "
+                  f"checkpoint saved to {ckpt_path}", file=sys.stderr, flush=True)
             return False
 
         sample = sample_text(model, tokenizer, max_new_tokens=300, seed=seed)
         final, best = result.final, result.best_val
         peak_mb = (torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda"
                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+        tokens_per_second = result.tokens_per_second or (  # a run finished before this session: its average
+            result.state.step * train_config.batch_size * model_config.block_size / max(result.state.elapsed, 1e-9))
         record = {
             "stage": stage, "adds": self.stages[stage].ADDS, "profile": self.profile.name, "seed": seed, "key": key,
             "settings": settings, "overrides": self.overrides,
@@ -249,7 +364,7 @@ class Runner:
                          "platform": platform.platform()},
             "params": params, "train_seconds": round(result.state.elapsed, 2),
             "wall_seconds_this_session": round(result.wall_seconds, 2),
-            "tokens_per_second": round(result.tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
+            "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
             "final": final, "best": best, "code": fingerprint,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -260,8 +375,11 @@ class Runner:
         gap = final["val_loss"] - final["train_loss"]
         print(f"{stage:<12} seed {seed}: val {final['val_loss']:.3f} (best {best['val_loss']:.3f} at step "
               f"{best['step']}), train {final['train_loss']:.3f}, gap {gap:+.3f}, {params:,} params, "
-              f"{result.state.elapsed:.1f} s, {result.tokens_per_second:,.0f} tok/s")
+              f"{result.state.elapsed:.1f} s, {tokens_per_second:,.0f} tok/s", flush=True)
         return True
+
+    def has_results(self) -> bool:
+        return any(self.folder.glob("runs/*/seed*/run.json"))
 
     # -- reporting --------------------------------------------------------------------------
     def report(self) -> None:
@@ -339,8 +457,12 @@ class Runner:
         from common.data import CharTokenizer
         tokenizer = CharTokenizer(checkpoint["vocabulary"])
         module = self.stages[stage]
-        model = module.Model(module.Config(**checkpoint["model_config"]))
-        model.load_state_dict(checkpoint["model"])
+        try:
+            model = module.Model(module.Config(**checkpoint["model_config"]))
+            model.load_state_dict(checkpoint["model"])
+        except (TypeError, ValueError, RuntimeError, LadderError):
+            raise LadderError(f"checkpoint {path} does not fit the {stage} model of this code: retrain it with "
+                              f"python runner.py --stage {stage} --profile {self.profile.name} --force") from None
         model.to(self.device)
         text = sample_text(model, tokenizer, max_new_tokens=self.args.tokens, prompt=self.args.prompt,
                            temperature=self.args.temperature, top_k=self.args.top_k, seed=seed)
@@ -349,13 +471,40 @@ class Runner:
         print(text)
 
 
-_WORKER_STOP = Stop()
+class _WorkerStop:
+    """A worker's stop request: the parent's event (it handles the signals), or the parent gone (kill -9)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.event = None
+        self.parent: int | None = None
+        self.busy = threading.Lock()  # held while a run trains
+
+    def watch_parent(self) -> None:
+        """If the parent dies, stop the current run at a checkpoint, then exit (the pool cannot tell us)."""
+        while os.getppid() == self.parent:
+            time.sleep(0.5)
+        self.requested = True
+        with self.busy:
+            os._exit(1)
+
+    def __call__(self) -> bool:
+        if not self.requested and ((self.event is not None and self.event.is_set())
+                                   or (self.parent is not None and os.getppid() != self.parent)):
+            self.requested = True
+        return self.requested
 
 
-def _worker_init(threads: int) -> None:
+_WORKER_STOP = _WorkerStop()
+
+
+def _worker_init(threads: int, event, parent: int) -> None:
+    for sig in STOP_SIGNALS:  # the parent handles Ctrl-C and SIGTERM and sets the event
+        signal.signal(sig, signal.SIG_IGN)
     import torch
     torch.set_num_threads(threads)
-    _WORKER_STOP.install()
+    _WORKER_STOP.event, _WORKER_STOP.parent = event, parent
+    threading.Thread(target=_WORKER_STOP.watch_parent, name="watch-parent", daemon=True).start()
 
 
 def _worker_train(options: dict, profile_name: str, overrides: dict, stage: str, seed: int, fingerprint: str) -> bool:
@@ -364,7 +513,8 @@ def _worker_train(options: dict, profile_name: str, overrides: dict, stage: str,
     from stages import STAGES
 
     runner = Runner(argparse.Namespace(**options), STAGES, get_profile(profile_name), overrides, options["device"])
-    return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP)
+    with _WORKER_STOP.busy:
+        return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP)
 
 
 class _OptimizerState:
@@ -383,12 +533,13 @@ def device_name(device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"CPU, {os.cpu_count()} cores"
 
 
-def resume_command(args) -> str:
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
-    return "python runner.py " + " ".join(argv + ["--resume"])
+def resume_command(argv: list[str]) -> str:
+    """The command that continues this one: the same arguments, with --resume (and without --force)."""
+    argv = [a for a in argv if a not in ("--resume", "--force")]
+    return "python runner.py " + shlex.join(argv + ["--resume"])
 
 
 def check_writable(folder: Path) -> None:
@@ -430,67 +581,94 @@ class FolderLock:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = Stop()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv, stop)
+    except LadderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if stop.installed:  # a second Ctrl-C while training
+            print(f"\ninterrupted at once: finished runs are kept, the current run keeps its checkpoint from its "
+                  f"last evaluation.\nResume with: {resume_command(argv)}", file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
+        return stop.exit_code()
+    except OSError as exc:  # e.g. the disk filled up, or a folder became unwritable mid-run
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write or read{where} ({exc.strerror or exc}): free some space or fix the "
+              f"permissions, then run again with --resume", file=sys.stderr)
+        return 2
+    finally:
+        stop.uninstall()
+
+
+def _main(argv: list[str], stop: Stop) -> int:
     from common.profiles import PROFILES
     from stages import STAGE_NAMES, STAGES
 
     parser = build_parser(STAGE_NAMES, list(PROFILES))
     args = parser.parse_args(argv)
-    stop = Stop()
-    try:
-        import torch
+    import torch
 
-        from common.config import TrainConfig  # noqa: F401
-        from common.profiles import get_profile, parse_overrides
+    from common.profiles import get_profile, parse_overrides
 
-        if args.profile is None:
-            args.profile = "gpu" if torch.cuda.is_available() else "cpu"
-            if not (args.list or args.sample or args.chart):
-                print(f"no --profile given: using '{args.profile}' "
-                      f"({'CUDA is available' if args.profile == 'gpu' else 'CUDA is not available'})")
-        profile = get_profile(args.profile)
-        overrides = parse_overrides(args.overrides, [m.Config for m in STAGES.values()])
-        if args.max_iters is not None:
-            if args.max_iters <= 0:
-                raise LadderError(f"--max-iters must be positive, got {args.max_iters}")
-            overrides["max_iters"] = args.max_iters
-        seeds = list(args.seeds) if args.seeds else list(profile.seeds)
-        if any(s < 0 for s in seeds):
-            raise LadderError(f"--seeds must be non-negative integers, got {' '.join(map(str, seeds))}")
-        seeds = list(dict.fromkeys(seeds))
-        if args.jobs < 1:
-            raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
-        names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
-        runner = Runner(args, STAGES, profile, overrides, args.device)
+    if args.profile is None:
+        args.profile = "gpu" if torch.cuda.is_available() else "cpu"
+        if not (args.list or args.sample or args.chart):
+            print(f"no --profile given: using '{args.profile}' "
+                  f"({'CUDA is available' if args.profile == 'gpu' else 'CUDA is not available'})")
+    profile = get_profile(args.profile)
+    overrides = parse_overrides(args.overrides, [m.Config for m in STAGES.values()])
+    if args.max_iters is not None:
+        if args.max_iters <= 0:
+            raise LadderError(f"--max-iters must be positive, got {args.max_iters}")
+        overrides["max_iters"] = args.max_iters
+    seeds = list(args.seeds) if args.seeds else list(profile.seeds)
+    if not seeds or any(s < 0 for s in seeds):
+        raise LadderError(f"--seeds needs one or more non-negative integers, got {' '.join(map(str, seeds)) or 'none'}")
+    seeds = list(dict.fromkeys(seeds))
+    if args.jobs < 1:
+        raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
+    names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
+    runner = Runner(args, STAGES, profile, overrides, args.device)
 
-        if args.list:
-            runner.list_stages()
-            return 0
-        if args.sample:
-            if not args.stage or len(args.stage) != 1:
-                raise LadderError("--sample needs exactly one --stage, e.g. --sample --stage residual")
-            runner.sample(args.stage[0], seeds[0])
-            return 0
-        if args.chart:
-            runner.report()
-            return 0
-        for name in names:  # check every configuration before any training starts
-            runner.configs(name)
-        runner.device  # noqa: B018  (fail early on a bad --device)
+    if args.list:
+        runner.list_stages()
+        return 0
+    if args.sample:
+        if not args.stage or len(args.stage) != 1:
+            raise LadderError("--sample needs exactly one --stage, e.g. --sample --stage residual")
+        if args.tokens < 0:
+            raise LadderError(f"--tokens must not be negative, got {args.tokens}")
+        runner.sample(args.stage[0], seeds[0])
+        return 0
+    if args.chart:
+        if not runner.has_results():
+            raise LadderError(f"no results in {runner.folder}: train first "
+                              f"(python runner.py --profile {profile.name})")
         check_writable(runner.folder)
-        stop.install()
         with FolderLock(runner.folder):
-            print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)} "
-                  f"-> {runner.folder}")
-            finished = runner.train_all(names, seeds, stop, jobs=args.jobs)
             runner.report()
-        return 0 if finished else 130
-    except LadderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; the last checkpoint of the current run is from its last evaluation",
-              file=sys.stderr)
-        return 130
+        return 0
+    for name in names:  # check every configuration before any training starts
+        runner.configs(name)
+    runner.device  # noqa: B018  (fail early on a bad --device)
+    check_writable(runner.folder)
+    stop.install()
+    with FolderLock(runner.folder):
+        from common.io import remove_stale_temporaries
+        remove_stale_temporaries(runner.folder)  # left by a kill -9; no one else writes here while we hold the lock
+        print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)} "
+              f"-> {runner.folder}", flush=True)
+        finished = runner.train_all(names, seeds, stop, jobs=args.jobs)
+        if finished:
+            runner.report()
+            return 0
+    print(f"interrupted: finished runs are kept in {runner.folder}.\nResume with: {resume_command(argv)}",
+          file=sys.stderr)
+    return stop.exit_code()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from common.io import atomic_path
 from common.train import TrainState
 
 FORMAT_VERSION = 1
+REQUIRED_KEYS = ("stage", "profile", "model_config", "vocabulary", "model", "step", "curve")
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -49,24 +50,38 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
 
 def load_checkpoint(path: str | os.PathLike, *, stage: str | None = None, profile: str | None = None,
                     vocabulary: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint onto the CPU, checking it belongs to the stage, profile and vocabulary given."""
+    """Load a checkpoint onto the CPU, checking it belongs to the stage, profile and vocabulary given.
+
+    Anything wrong (missing, unreadable, not ours, a newer format, another stage, profile or
+    vocabulary) is a LadderError whose message says what to do; the file is never modified.
+    """
     path = Path(path)
     if not path.is_file():
         raise LadderError(f"no checkpoint at {path}: train the stage first (python runner.py --stage {stage or '<stage>'})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a damaged or foreign file
-        raise LadderError(f"checkpoint {path} cannot be read ({type(exc).__name__}): delete it and train again with --force") from None
-    if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
+        raise LadderError(f"checkpoint {path} cannot be read ({type(exc).__name__}): delete it and train again "
+                          f"with --force") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("format_version"), int):
         raise LadderError(f"{path} is not a GPT Ladder checkpoint: delete it and train again with --force")
     if checkpoint["format_version"] > FORMAT_VERSION:
         raise LadderError(f"checkpoint {path} has format {checkpoint['format_version']}, newer than this code "
-                          f"understands ({FORMAT_VERSION}): update GPT Ladder or retrain with --force")
+                          f"understands ({FORMAT_VERSION}): update GPT Ladder, or retrain with --force")
+    missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
+    if missing:
+        raise LadderError(f"checkpoint {path} is incomplete (no {', '.join(missing)}): delete it and train again "
+                          f"with --force")
     for key, want in (("stage", stage), ("profile", profile), ("vocabulary", vocabulary)):
         if want is not None and checkpoint.get(key) != want:
-            what = "a different vocabulary" if key == "vocabulary" else f"{key} {checkpoint.get(key)!r}"
-            raise LadderError(f"checkpoint {path} was made with {what}, not this run's: "
-                              f"retrain with --force, or use the matching --profile/--data")
+            if key == "vocabulary":
+                what = (f"a different vocabulary ({len(checkpoint.get('vocabulary') or '')} characters, this corpus "
+                        f"has {len(want)})")
+                fix = "use the corpus it was trained on (--data), or retrain with --force"
+            else:
+                what = f"{key} {checkpoint.get(key)!r}, not {want!r}"
+                fix = f"it does not belong in this results folder; retrain the {want} {key} with --force"
+            raise LadderError(f"checkpoint {path} was made with {what}: {fix}")
     return checkpoint
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -41,38 +42,82 @@ def verify_checksum(path: Path, expected: str = CORPUS_SHA256) -> None:
         )
 
 
+def _remove_abandoned_downloads(dest: Path) -> None:
+    """Delete temporary downloads (`.<name>.<pid>.tmp`) left by processes that no longer exist."""
+    for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
+        pid = tmp.name[len(dest.name) + 2:-len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # alive (e.g. another user's process): leave it
+            pass
+
+
 def download(url: str, dest: Path, expected_sha256: str = CORPUS_SHA256, attempts: int = 3,
-             timeout: float = 30.0, progress: bool = True) -> Path:
-    """Download `url` to `dest` atomically: a temporary file, verified, then renamed into place."""
+             timeout: float = 30.0, progress: bool = True, backoff: float = 1.0) -> Path:
+    """Download `url` to `dest` atomically: a temporary file, verified, then renamed into place.
+
+    Shows a progress bar (unless progress=False), tries at most `attempts` times, waiting
+    backoff, 2*backoff, ... seconds (at most 8) between tries. A truncated transfer or a file with
+    the wrong SHA-256 never reaches `dest`; when every attempt fails, a LadderError says where to
+    put the file by hand.
+    """
+    import http.client
+
     from tqdm import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = Path(dest)
+    attempts = max(1, int(attempts))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_downloads(dest)
+    except OSError as exc:
+        raise LadderError(f"cannot create {dest.parent} to download the corpus into ({exc.strerror}): "
+                          f"{_by_hand(url, dest)}") from None
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    if progress:
+        print(f"downloading {url} to {dest}", file=sys.stderr, flush=True)
     last_error = "unknown error"
     for attempt in range(1, attempts + 1):
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
+                received = 0
                 with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
                           disable=not progress, leave=False) as bar:
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
+                        received += len(chunk)
                         bar.update(len(chunk))
-            actual = sha256_of(tmp)
-            if actual == expected_sha256:
-                os.replace(tmp, dest)
-                return dest
-            last_error = f"checksum mismatch (got SHA-256 {actual[:12]}…)"
-        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
-            last_error = str(getattr(exc, "reason", exc)) or type(exc).__name__
+            if total is not None and received < total:
+                last_error = f"the transfer stopped after {received:,} of {total:,} bytes"
+            else:
+                actual = sha256_of(tmp)
+                if actual == expected_sha256:
+                    os.replace(tmp, dest)
+                    return dest
+                last_error = (f"the file received ({received:,} bytes) has SHA-256 {actual[:12]}…, "
+                              f"expected {expected_sha256[:12]}…")
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
+            last_error = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
         finally:
             tmp.unlink(missing_ok=True)
         if attempt < attempts:
-            time.sleep(min(2.0 ** (attempt - 1), 4.0))
-    raise LadderError(
-        f"could not download the corpus from {url} after {attempts} attempts ({last_error}): "
-        f"save that file by hand as {dest}, or pass its path with --data"
-    )
+            delay = min(backoff * 2.0 ** (attempt - 1), 8.0)
+            if progress:
+                print(f"download attempt {attempt} of {attempts} failed ({last_error}); "
+                      f"retrying in {delay:g} s", file=sys.stderr, flush=True)
+            time.sleep(delay)
+    raise LadderError(f"could not download the corpus from {url} after {attempts} attempt"
+                      f"{'s' if attempts > 1 else ''} ({last_error}): {_by_hand(url, dest)}")
+
+
+def _by_hand(url: str, dest: Path) -> str:
+    source = url if url == CORPUS_URL else f"{url} (or the original, {CORPUS_URL})"
+    return f"download {source} by hand and save it as {dest}, or pass the path of a copy with --data"
 
 
 def locate_corpus(path: str | os.PathLike | None = None, download_if_missing: bool = True) -> Path:

@@ -140,8 +140,10 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
 
     def evaluate(step: int, elapsed: float) -> None:
         losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed)
-        if not all(math.isfinite(v) for v in losses.values()):
-            raise LadderError(f"{name}: the loss became {losses['train']} at step {step}; the learning rate "
+        bad = {split: v for split, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            split, value = next(iter(bad.items()))
+            raise LadderError(f"{name}: the {split} loss became {value} at step {step}; the learning rate "
                               f"({cfg.learning_rate}) is probably too high for this model: lower it with --set learning_rate=...")
         state.curve.append({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                             "seconds": round(elapsed, 3)})
@@ -165,7 +167,7 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
             evaluate(done, base_elapsed + time.perf_counter() - start)
             last = state.curve[-1]
             bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
-        elif should_stop is not None and should_stop():
+        if should_stop is not None and should_stop() and done < cfg.max_iters:
             capture(done, base_elapsed + time.perf_counter() - start)
             break
     bar.close()

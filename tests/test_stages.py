@@ -557,7 +557,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(stage, dataset):
 
     def stop_after_13():
         calls["n"] += 1
-        return calls["n"] >= 12  # asked after each non-evaluation step: 1..9, 11, 12, 13 -> step 13
+        return calls["n"] >= 13  # asked after every step (evaluation steps too): the 13th call -> step 13
 
     torch.manual_seed(123)
     part = train(interrupted, dataset, cfg, seed=0, progress=False, should_stop=stop_after_13)
