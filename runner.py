@@ -128,8 +128,10 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
     how.add_argument("--max-iters", type=int, help="override the number of training steps of every stage")
     how.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                      help="override any hyperparameter, e.g. --set learning_rate=3e-4 --set n_layer=2 (repeatable)")
-    how.add_argument("--jobs", type=int, default=1,
-                     help="independent runs trained in parallel processes, sharing the CPU threads (default 1)")
+    how.add_argument("--jobs", type=int,
+                     help="independent runs trained in parallel processes, sharing the CPU threads "
+                          "(default: one per CPU core on the CPU, where small models gain more from parallel "
+                          "runs than from threads; 1 on a GPU)")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
@@ -213,18 +215,20 @@ class Runner:
             return params * train_config.max_iters * train_config.batch_size * model_config.block_size
 
         tasks = sorted(tasks, key=cost, reverse=True)
+        total_steps = sum(self.configs(stage)[2].max_iters for stage, _ in tasks)
         threads = max(1, torch.get_num_threads() // jobs) if self.device.type == "cpu" else torch.get_num_threads()
         options = {k: v for k, v in vars(self.args).items()}
         options["no_progress"] = True
         context = mp.get_context("spawn")
         cancel = context.Event()
+        progress = context.Queue()  # workers send (stage, seed, step, val_loss) after each evaluation
         # Start the workers with SIGINT and SIGTERM ignored (inherited through exec), so a Ctrl-C while
         # they import cannot print a traceback; signals to this process meanwhile wait, blocked.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         try:
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
-                                       initargs=(threads, cancel, os.getpid()))
+                                       initargs=(threads, cancel, os.getpid(), progress))
             futures = [pool.submit(_worker_train, options, self.profile.name, self.overrides, stage, seed,
                                    fingerprint) for stage, seed in tasks]
         finally:
@@ -233,9 +237,18 @@ class Runner:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         ok = True
         pending = set(futures)
+        from tqdm import tqdm
+        bar = tqdm(total=total_steps, desc=f"ladder ({jobs} at a time)", unit="step", dynamic_ncols=True,
+                   disable=self.args.no_progress)
+        reached: dict[tuple[str, int], int] = {}
         try:
             while pending:
-                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                while not progress.empty():
+                    stage, seed, step, val = progress.get_nowait()
+                    bar.update(step - reached.get((stage, seed), 0))
+                    reached[(stage, seed)] = step
+                    bar.set_postfix_str(f"{stage} s{seed} step {step} val {val:.3f}")
                 for future in done:
                     ok = (not future.cancelled() and future.result()) and ok
                 if stop() and not cancel.is_set():
@@ -251,9 +264,14 @@ class Runner:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
         return ok and not stop()
 
-    def train_one(self, stage: str, seed: int, fingerprint: str, stop: Stop) -> bool:
+    def train_one(self, stage: str, seed: int, fingerprint: str, stop: Stop, progress=None) -> bool:
+        """Train one (stage, seed) unless a matching result is saved; False if stopped.
+
+        progress, if given, is a queue that receives (stage, seed, step, val_loss) after each evaluation.
+        """
         import torch
 
         from common.checkpoint import load_checkpoint, save_checkpoint, train_state_from
@@ -325,6 +343,8 @@ class Runner:
 
         def on_eval(st, m, opt) -> None:
             save(st, m, opt)
+            if progress is not None:
+                progress.put((stage, seed, st.step, st.curve[-1]["val_loss"]))
             if stop() and st.step < train_config.max_iters:
                 raise _Interrupted  # asked to stop during this evaluation: the checkpoint is already saved
 
@@ -479,6 +499,7 @@ class _WorkerStop:
         self.event = None
         self.parent: int | None = None
         self.busy = threading.Lock()  # held while a run trains
+        self.progress = None  # the parent's queue for progress reports
 
     def watch_parent(self) -> None:
         """If the parent dies, stop the current run at a checkpoint, then exit (the pool cannot tell us)."""
@@ -498,12 +519,12 @@ class _WorkerStop:
 _WORKER_STOP = _WorkerStop()
 
 
-def _worker_init(threads: int, event, parent: int) -> None:
+def _worker_init(threads: int, event, parent: int, progress) -> None:
     for sig in STOP_SIGNALS:  # the parent handles Ctrl-C and SIGTERM and sets the event
         signal.signal(sig, signal.SIG_IGN)
     import torch
     torch.set_num_threads(threads)
-    _WORKER_STOP.event, _WORKER_STOP.parent = event, parent
+    _WORKER_STOP.event, _WORKER_STOP.parent, _WORKER_STOP.progress = event, parent, progress
     threading.Thread(target=_WORKER_STOP.watch_parent, name="watch-parent", daemon=True).start()
 
 
@@ -514,7 +535,7 @@ def _worker_train(options: dict, profile_name: str, overrides: dict, stage: str,
 
     runner = Runner(argparse.Namespace(**options), STAGES, get_profile(profile_name), overrides, options["device"])
     with _WORKER_STOP.busy:
-        return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP)
+        return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP, _WORKER_STOP.progress)
 
 
 class _OptimizerState:
@@ -629,7 +650,7 @@ def _main(argv: list[str], stop: Stop) -> int:
     if not seeds or any(s < 0 for s in seeds):
         raise LadderError(f"--seeds needs one or more non-negative integers, got {' '.join(map(str, seeds)) or 'none'}")
     seeds = list(dict.fromkeys(seeds))
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
     names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
     runner = Runner(args, STAGES, profile, overrides, args.device)
@@ -660,9 +681,11 @@ def _main(argv: list[str], stop: Stop) -> int:
     with FolderLock(runner.folder):
         from common.io import remove_stale_temporaries
         remove_stale_temporaries(runner.folder)  # left by a kill -9; no one else writes here while we hold the lock
-        print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)} "
-              f"-> {runner.folder}", flush=True)
-        finished = runner.train_all(names, seeds, stop, jobs=args.jobs)
+        jobs = args.jobs or (os.cpu_count() or 1 if runner.device.type == "cpu" else 1)
+        jobs = min(jobs, len(names) * len(seeds))
+        print(f"training {', '.join(names)} with seeds {seeds} on {device_name(runner.device)}"
+              f"{f', {jobs} runs at a time' if jobs > 1 else ''} -> {runner.folder}", flush=True)
+        finished = runner.train_all(names, seeds, stop, jobs=jobs)
         if finished:
             runner.report()
             return 0

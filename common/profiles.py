@@ -57,7 +57,7 @@ PROFILES: dict[str, Profile] = {
         # scaled: twice the context, width and depth of 4; batch halved so each step still sees
         # 1,024 tokens (16 x 64), trained a little longer
         stage_overrides=_frozen({"scaled": _frozen(dict(block_size=64, n_embd=128, n_head=4, n_layer=4,
-                                                        batch_size=16, max_iters=2500, eval_interval=500))}),
+                                                        batch_size=16, max_iters=3000, eval_interval=500))}),
     ),
     "smoke": Profile(
         name="smoke",

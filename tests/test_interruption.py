@@ -156,7 +156,7 @@ def test_first_signal_requests_a_stop_and_the_second_stops_at_once():
 # -- interruption and resume, with real subprocesses and signals ---------------------------------------
 
 def test_sigterm_saves_a_checkpoint_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path, corpus_path):
-    common = ["--profile", "smoke", "--seeds", "0", "--max-iters", "300", "--data", str(corpus_path)]
+    common = ["--profile", "smoke", "--seeds", "0", "--max-iters", "300", "--jobs", "1", "--data", str(corpus_path)]
     args = [*common, "--stage", "bigram", "dropout"]
     interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
     proc = start(*args, "--out", str(interrupted))
@@ -235,7 +235,7 @@ def test_ctrl_c_with_parallel_jobs_stops_every_worker_at_a_checkpoint(tmp_path, 
 
 
 def test_kill_9_at_any_moment_never_leaves_a_broken_file(tmp_path, corpus_path):
-    args = ["--profile", "smoke", "--stage", "bigram", "mlp", "residual", "--seeds", "0",
+    args = ["--profile", "smoke", "--stage", "bigram", "mlp", "residual", "--seeds", "0", "--jobs", "1",
             "--data", str(corpus_path), "--out", str(tmp_path), "--resume"]
     folder = tmp_path / "smoke"
     temporary = lambda name: lambda: any(is_temporary(p) and name in p.name for p in folder.rglob(".*"))  # noqa: E731
