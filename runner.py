@@ -282,7 +282,10 @@ class Runner:
 
         settings, model_config, train_config = self.configs(stage)
         tokenizer = self.dataset.tokenizer
+        from common.device import autocast_dtype
+        precision = str(autocast_dtype(self.device, train_config.precision) or torch.float32).removeprefix("torch.")
         key = hashlib.sha256(json.dumps({"stage": stage, "seed": seed, "settings": settings, "code": fingerprint,
+                                         "precision": precision,
                                          "vocabulary": tokenizer.chars, "n_train": len(self.dataset.train)},
                                         sort_keys=True).encode()).hexdigest()[:16]
         folder = self.run_dir(stage, seed)
@@ -379,7 +382,7 @@ class Runner:
             "stage": stage, "adds": self.stages[stage].ADDS, "profile": self.profile.name, "seed": seed, "key": key,
             "settings": settings, "overrides": self.overrides,
             "model_config": dataclasses.asdict(model_config), "train_config": dataclasses.asdict(train_config),
-            "device": str(self.device), "device_name": device_name(self.device),
+            "device": str(self.device), "device_name": device_name(self.device), "precision": precision,
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "platform": platform.platform()},
             "params": params, "train_seconds": round(result.state.elapsed, 2),

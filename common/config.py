@@ -25,6 +25,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # clip the gradient norm to this value (0: no clipping)
     eval_interval: int = 500  # evaluate both splits every this many steps (and at the end)
     eval_iters: int = 200  # batches averaged per split at each evaluation
+    precision: str = "auto"  # matmuls in "fp32", "bf16" (autocast) or "auto": bf16 where the hardware is native
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
@@ -34,6 +35,8 @@ class TrainConfig:
             raise LadderError(f"learning_rate must be a positive number, got {self.learning_rate}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise LadderError(f"min_lr_ratio must be between 0 and 1, got {self.min_lr_ratio}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise LadderError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.warmup_iters < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise LadderError("warmup_iters, grad_clip and weight_decay must not be negative")
 

@@ -14,6 +14,7 @@ import torch
 
 from common.config import TrainConfig
 from common.data import Dataset, get_batch
+from common.device import autocast_dtype
 from common.errors import LadderError
 
 EVAL_SEED_OFFSET = 10_007  # evaluation batches come from their own generator, the same at every evaluation
@@ -21,7 +22,7 @@ EVAL_SEED_OFFSET = 10_007  # evaluation batches come from their own generator, t
 
 @torch.no_grad()
 def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, batch_size: int,
-                  eval_iters: int, seed: int = 0) -> dict[str, float]:
+                  eval_iters: int, seed: int = 0, precision: str = "fp32") -> dict[str, float]:
     """Mean loss over eval_iters random batches of each split, in eval mode, without gradients.
 
     The batches are drawn from a generator seeded afresh each call, so every evaluation of a run
@@ -30,13 +31,15 @@ def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, bat
     was_training = model.training
     model.eval()
     out = {}
+    dtype = autocast_dtype(dataset.train.device, precision)
     for split in ("train", "val"):
         data = dataset.split(split)
         generator = torch.Generator(device=data.device).manual_seed(seed + EVAL_SEED_OFFSET)
         losses = torch.zeros(eval_iters, device=data.device)
         for k in range(eval_iters):
             x, y = get_batch(data, block_size, batch_size, generator)
-            _, loss = model(x, y)
+            with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
+                _, loss = model(x, y)
             losses[k] = loss.float()
         out[split] = losses.mean().item()
     model.train(was_training)
@@ -55,7 +58,10 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    """AdamW; on CUDA and CPU its fused kernel (one pass over all parameters, not several per tensor)."""
+    device_type = next(model.parameters()).device.type
+    return torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                             fused=True if device_type in ("cuda", "cpu") else None)
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, cfg: TrainConfig,
@@ -64,7 +70,9 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: t
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
     x, y = get_batch(data, model.config.block_size, cfg.batch_size, generator)  # (B, T), (B, T)
-    _, loss = model(x, y)
+    dtype = autocast_dtype(data.device, cfg.precision)  # bf16 matmuls where the hardware is native
+    with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
+        _, loss = model(x, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
@@ -118,6 +126,9 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
 
     device = dataset.train.device
     block_size = model.config.block_size
+    if device.type == "cuda":  # TF32 tensor cores for the fp32 matmuls autocast leaves
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     optimizer = make_optimizer(model, cfg)
     batch_gen = torch.Generator(device=device).manual_seed(seed)
     state = state or TrainState()
@@ -139,7 +150,7 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
         state.elapsed = elapsed
 
     def evaluate(step: int, elapsed: float) -> None:
-        losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed)
+        losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed, cfg.precision)
         bad = {split: v for split, v in losses.items() if not math.isfinite(v)}
         if bad:
             split, value = next(iter(bad.items()))

@@ -445,7 +445,8 @@ def test_short_training_run_lowers_the_loss(stage, dataset):
     assert last["val_loss"] < first["val_loss"] - 0.2, f"{stage}: val loss {first['val_loss']:.3f} -> {last['val_loss']:.3f}"
     assert last["train_loss"] < first["train_loss"] - 0.2
     # the reported loss is the model's: evaluating again with the same seed gives the same numbers
-    again = estimate_loss(model, dataset, config.block_size, train_cfg.batch_size, train_cfg.eval_iters, seed=0)
+    again = estimate_loss(model, dataset, config.block_size, train_cfg.batch_size, train_cfg.eval_iters, seed=0,
+                          precision=train_cfg.precision)
     assert again["val"] == pytest.approx(last["val_loss"], abs=1e-5)
     assert model.training, "train() leaves the model in training mode"
 

@@ -1,0 +1,62 @@
+"""The bf16 fast path (autocast) computes the same function as plain fp32, up to bf16 precision."""
+import pytest
+import torch
+
+from common.config import TrainConfig
+from common.device import autocast_dtype, cpu_has_fast_bf16
+from common.errors import LadderError
+from common.train import estimate_loss, train
+from stages import STAGE_NAMES, STAGES
+
+from conftest import tiny_configs
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_bf16_autocast_gives_the_fp32_loss_and_logits(stage):
+    config, _ = tiny_configs(stage)
+    torch.manual_seed(0)
+    model = STAGES[stage].Model(config).eval()
+    for p in model.parameters():  # weights far from init, so the function is not trivial
+        p.data.normal_(0, 0.3)
+    idx = torch.randint(0, config.vocab_size, (4, config.block_size))
+    logits32, loss32 = model(idx, idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits16, loss16 = model(idx, idx)
+    assert loss16.dtype == torch.float32  # the loss is always computed in fp32
+    assert loss16.item() == pytest.approx(loss32.item(), rel=2e-2)
+    scale = logits32.abs().max().item()
+    assert (logits16.float() - logits32).abs().max().item() < 0.05 * scale + 1e-3
+
+
+def test_bf16_training_matches_fp32_training(dataset):
+    config, cfg = tiny_configs("layernorm")
+    finals = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = STAGES["layernorm"].Model(config)
+        run_cfg = TrainConfig(**{**cfg.__dict__, "precision": precision})
+        finals[precision] = train(model, dataset, run_cfg, seed=0, progress=False).final["val_loss"]
+    assert finals["bf16"] < 4.0  # it learns
+    assert finals["bf16"] == pytest.approx(finals["fp32"], abs=0.05)
+
+
+def test_precision_choice():
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert autocast_dtype(torch.device("meta"), "auto") is None
+    with pytest.raises(LadderError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
+def test_evaluation_honours_precision(dataset):
+    config, cfg = tiny_configs("mlp")
+    torch.manual_seed(0)
+    model = STAGES["mlp"].Model(config)
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    fp32 = estimate_loss(model, dataset, config.block_size, 4, 3, precision="fp32")
+    bf16 = estimate_loss(model, dataset, config.block_size, 4, 3, precision="bf16")
+    assert fp32 != bf16  # the setting reaches the model
+    assert bf16["val"] == pytest.approx(fp32["val"], rel=2e-2)
