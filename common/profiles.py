@@ -50,7 +50,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a ladder that 2 CPU cores train in about 12 minutes (3 seeds, 2 runs at a time)",
+        description="a ladder that 2 CPU cores train in about 7 minutes (3 seeds, 2 runs at a time)",
         hyperparams=_frozen(dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
                                  learning_rate=2e-3, warmup_iters=100, lr_decay=True, max_iters=2000,
                                  eval_interval=250, eval_iters=50)),

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Which speed levers pay on this machine: one row per lever, `scaled` at the nanoGPT CPU recipe.
+
+    python bench/levers.py            # levers for `scaled` at the recipe, then fp32 vs bf16 per stage
+
+Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
+project's defaults are, so the table compares like with like. Median ms per training step.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import stages.multi_head as multi_head  # noqa: E402
+from common.data import get_batch, load_dataset  # noqa: E402
+from common.profiles import make_configs  # noqa: E402
+from stages import STAGES  # noqa: E402
+
+RECIPE = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0, batch_size=12)
+CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32)
+CPU_SCALED = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.2, batch_size=16)
+
+
+def fused_attention_forward(self, x):
+    """MultiHeadAttention.forward with F.scaled_dot_product_attention instead of the explicit softmax."""
+    B, T, C = x.shape
+    hs = C // self.n_head
+    k = self.key(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+    q = self.query(x).view(B, T, self.n_head, hs).transpose(1, 2)
+    v = self.value(x).view(B, T, self.n_head, hs).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+    return out.transpose(1, 2).reshape(B, T, C)
+
+
+def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, bf16=False, compile=False,
+              steps=40):
+    torch.set_num_threads(threads)
+    plain_forward = multi_head.MultiHeadAttention.forward
+    if sdpa:
+        multi_head.MultiHeadAttention.forward = fused_attention_forward
+    try:
+        torch.manual_seed(0)
+        config, train_config = make_configs(STAGES[stage].Config, settings, dataset.tokenizer.vocab_size)
+        model = STAGES[stage].Model(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if fused_adamw else None,
+                                      foreach=None if fused_adamw else True)
+        forward = torch.compile(model) if compile else model
+        generator = torch.Generator().manual_seed(0)
+
+        def step():
+            x, y = get_batch(dataset.train, config.block_size, train_config.batch_size, generator)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                _, loss = forward(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        for _ in range(5):
+            step()
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return 1000 * sorted(times)[len(times) // 2]
+    finally:
+        multi_head.MultiHeadAttention.forward = plain_forward
+
+
+def main() -> None:
+    dataset = load_dataset()
+    threads = torch.get_num_threads()
+    print(f"## `scaled` at the nanoGPT recipe, {threads} threads\n\n| lever | ms/step |\n|---|---:|")
+    for name, options in [("baseline (fp32, foreach AdamW, explicit attention)", {}),
+                          ("fused AdamW", dict(fused_adamw=True)),
+                          ("scaled_dot_product_attention", dict(sdpa=True)),
+                          ("bf16 autocast", dict(bf16=True)),
+                          ("bf16 autocast + fused AdamW", dict(bf16=True, fused_adamw=True)),
+                          ("torch.compile + fused AdamW", dict(compile=True, fused_adamw=True))]:
+        print(f"| {name} | {median_ms(dataset, 'scaled', RECIPE, threads, **options):.2f} |", flush=True)
+    print("\n## fp32 vs bf16 autocast per stage (foreach AdamW)\n\n| setting | stage | threads | fp32 ms | bf16 ms | speed-up |"
+          "\n|---|---|---:|---:|---:|---:|")
+    for stage, settings, name in [("single_head", CPU_LADDER, "cpu"), ("mlp", CPU_LADDER, "cpu"),
+                                  ("residual", CPU_LADDER, "cpu"), ("dropout", CPU_LADDER, "cpu"),
+                                  ("scaled", CPU_SCALED, "cpu"), ("scaled", RECIPE, "recipe")]:
+        for n in (1, threads):
+            fp32 = median_ms(dataset, stage, settings, n)
+            bf16 = median_ms(dataset, stage, settings, n, bf16=True)
+            print(f"| {name} | {stage} | {n} | {fp32:.2f} | {bf16:.2f} | {fp32 / bf16:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
