@@ -60,3 +60,27 @@ def test_evaluation_honours_precision(dataset):
     bf16 = estimate_loss(model, dataset, config.block_size, 4, 3, precision="bf16")
     assert fp32 != bf16  # the setting reaches the model
     assert bf16["val"] == pytest.approx(fp32["val"], rel=2e-2)
+
+
+def test_fused_adamw_equals_the_plain_adamw():
+    """The fused AdamW kernel make_optimizer uses on CPU and CUDA is the same update as the loop form."""
+    from common.train import make_optimizer
+
+    config, cfg = tiny_configs("layernorm")
+    torch.manual_seed(0)
+    fused_model = STAGES["layernorm"].Model(config)
+    torch.manual_seed(0)
+    plain_model = STAGES["layernorm"].Model(config)
+    fused = make_optimizer(fused_model, cfg)
+    assert fused.defaults["fused"] is True
+    plain = torch.optim.AdamW(plain_model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                              foreach=False)
+    idx = torch.randint(0, config.vocab_size, (4, config.block_size))
+    for _ in range(5):
+        for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+            _, loss = model(idx, idx)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
