@@ -455,17 +455,13 @@ class Runner:
 
     # -- listing and sampling ---------------------------------------------------------------
     def list_stages(self) -> None:
-        from common.data import CharTokenizer
         from common.profiles import make_configs, settings_for
-        vocab = CharTokenizer.from_text(self._dataset_text_for_listing()).vocab_size
+        vocab = self.dataset.tokenizer.vocab_size
         print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {self.profile.name})")
         for i, (name, module) in enumerate(self.stages.items(), 1):
             model_config, _ = make_configs(module.Config, settings_for(self.profile, name, self.overrides), vocab)
             params = sum(p.numel() for p in module.Model(model_config).parameters())
             print(f"{i:>2}  {name:<12} {params:>11,}  {module.ADDS}")
-
-    def _dataset_text_for_listing(self) -> str:
-        return "".join(self.dataset.tokenizer.chars)
 
     def sample(self, stage: str, seed: int) -> None:
         from common.checkpoint import load_checkpoint
