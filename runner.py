@@ -469,9 +469,11 @@ class Runner:
 
         path = self.run_dir(stage, seed) / "checkpoint.pt"
         if not path.exists():
+            committed = (path.parent / "run.json").exists()  # results kept in git come without checkpoints
             raise LadderError(f"stage {stage!r} has no checkpoint for profile {self.profile.name!r}, seed {seed} "
                               f"(looked for {path}): train it first with "
-                              f"python runner.py --stage {stage} --profile {self.profile.name}")
+                              f"python runner.py --stage {stage} --profile {self.profile.name} --seeds {seed}"
+                              + (" --force (its saved result has no checkpoint)" if committed else ""))
         checkpoint = load_checkpoint(path, stage=stage, profile=self.profile.name)
         from common.data import CharTokenizer
         tokenizer = CharTokenizer(checkpoint["vocabulary"])
