@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shlex
 import signal
 import sys
@@ -69,10 +68,6 @@ class Stop:
 
     def __call__(self) -> bool:
         return self.requested
-
-
-class _Interrupted(Exception):
-    """Raised from a run's evaluation callback when a stop was asked for during that evaluation."""
 
 
 def code_fingerprint() -> str:
@@ -275,6 +270,7 @@ class Runner:
         import torch
 
         from common.checkpoint import load_checkpoint, save_checkpoint, train_state_from
+        from common.memory import MemoryMeter
         from common.device import set_seed
         from common.generate import sample_text
         from common.io import read_json, write_json, write_text
@@ -333,39 +329,33 @@ class Runner:
                           f"starting over (pass --resume to continue it)")
         dataset = self.dataset.to(self.device)
         params = sum(p.numel() for p in model.parameters())
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+        memory = MemoryMeter(self.device)
         saved = {"step": None}
 
-        def save(st, m, opt) -> None:
-            save_checkpoint(ckpt_path, model=m, optimizer=opt, state=st, stage=stage, profile=self.profile.name,
+        def save(st, m) -> None:
+            save_checkpoint(ckpt_path, model=m, state=st, stage=stage, profile=self.profile.name,
                             seed=seed, train_config=train_config, vocabulary=tokenizer.chars,
                             complete=st.step >= train_config.max_iters,
                             extra={"key": key, "device_type": self.device.type})
             saved["step"] = st.step
 
         def on_eval(st, m, opt) -> None:
-            save(st, m, opt)
+            save(st, m)
             if progress is not None:
                 progress.put((stage, seed, st.step, st.curve[-1]["val_loss"]))
-            if stop() and st.step < train_config.max_iters:
-                raise _Interrupted  # asked to stop during this evaluation: the checkpoint is already saved
 
         try:
             result = train(model, dataset, train_config, seed=seed, state=state, name=f"{stage} s{seed}",
                            progress=not self.args.no_progress, on_eval=on_eval, should_stop=stop)
-        except _Interrupted:
-            result = None
         except LadderError as exc:  # the loss became NaN or infinite
             kept = (f"; the last good checkpoint (step {saved['step']}) is kept in {ckpt_path}"
                     if saved["step"] is not None else "")
             reason = str(exc).removeprefix(f"{stage} s{seed}: ")
             raise LadderError(f"stage {stage}, seed {seed}: {reason}{kept}") from None
-        if result is None or result.stopped:
-            finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-            if result is not None and finite:
-                save(result.state, model, None if result.state.optimizer is None else _OptimizerState(result.state))
-            elif result is not None:  # diverged since the last evaluation: keep the last good checkpoint
+        if result.stopped:
+            if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                save(result.state, model)
+            else:  # diverged since the last evaluation: keep the last good checkpoint
                 print(f"{stage} seed {seed}: the weights are no longer finite at step {result.state.step}; "
                       f"keeping the checkpoint from step {saved['step']}", file=sys.stderr, flush=True)
             print(f"{stage} seed {seed}: stopped at step {saved['step']} of {train_config.max_iters}; "
@@ -374,8 +364,7 @@ class Runner:
 
         sample = sample_text(model, tokenizer, max_new_tokens=300, seed=seed)
         final, best = result.final, result.best_val
-        peak_mb = (torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda"
-                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+        peak_mb, _ = memory.read()  # this run's peak, not the worker process's earlier runs
         tokens_per_second = result.tokens_per_second or (  # a run finished before this session: its average
             result.state.step * train_config.batch_size * model_config.block_size / max(result.state.elapsed, 1e-9))
         record = {
@@ -537,16 +526,6 @@ def _worker_train(options: dict, profile_name: str, overrides: dict, stage: str,
     runner = Runner(argparse.Namespace(**options), STAGES, get_profile(profile_name), overrides, options["device"])
     with _WORKER_STOP.busy:
         return not _WORKER_STOP() and runner.train_one(stage, seed, fingerprint, _WORKER_STOP, _WORKER_STOP.progress)
-
-
-class _OptimizerState:
-    """Adapter so save_checkpoint can store an optimizer state captured in a TrainState."""
-
-    def __init__(self, state):
-        self._state = state.optimizer
-
-    def state_dict(self):
-        return self._state
 
 
 def device_name(device) -> str:

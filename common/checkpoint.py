@@ -20,8 +20,8 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("stage", "profile", "model_config", "vocabulary", "model", "step", "curve")
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    state: TrainState, stage: str, profile: str, seed: int, train_config: TrainConfig,
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, state: TrainState, stage: str, profile: str,
+                    seed: int, train_config: TrainConfig,
                     vocabulary: str, complete: bool, extra: dict[str, Any] | None = None) -> None:
     module = getattr(model, "_orig_mod", model)  # the weights of the uncompiled module
     checkpoint = {
@@ -33,7 +33,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
         "train_config": dataclasses.asdict(train_config),
         "vocabulary": vocabulary,
         "model": module.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": state.optimizer,  # captured with the step, see common.train
         "step": state.step,
         "curve": state.curve,
         "best_val_loss": min((row["val_loss"] for row in state.curve), default=None),

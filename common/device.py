@@ -54,6 +54,7 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=None)  # asked every training step: answer once per device
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The dtype to autocast matmuls to (None: plain fp32) for a TrainConfig.precision on a device.
 

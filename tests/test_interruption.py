@@ -388,8 +388,9 @@ def test_a_stop_after_divergence_keeps_the_last_good_checkpoint(tmp_path, corpus
     run = make_runner(tmp_path, corpus_path, overrides={"learning_rate": 1e30})
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
+        # the stop is asked after every step: the 7th answer is yes, so the run stops at step 7
         assert run.train_one("residual", 0, runner.code_fingerprint(), _StopAfter(6)) is False
-    assert "the weights are no longer finite at step 6; keeping the checkpoint from step 0" in err.getvalue()
+    assert "the weights are no longer finite at step 7; keeping the checkpoint from step 0" in err.getvalue()
     checkpoint = load_checkpoint(run.run_dir("residual", 0) / "checkpoint.pt")
     assert checkpoint["step"] == 0
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
