@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 
 import torch
@@ -71,3 +72,12 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if device.type == "cpu":
         return torch.bfloat16 if cpu_has_fast_bf16() else None
     return None
+
+
+def device_name(device: torch.device) -> str:
+    """A name for the results: the GPU's model, Apple MPS, or the CPU with its core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU, {os.cpu_count()} cores"

@@ -26,9 +26,11 @@ from torch import nn
 import runner
 from common.checkpoint import load_checkpoint
 from common.config import TrainConfig
-from common.data import make_dataset
+from common.data import load_dataset, make_dataset
 from common.errors import LadderError
 from common.io import atomic_path, is_temporary, write_json, write_text
+from common.jobs import FolderLock, Stop
+from common.run import RunContext, RunOptions, Stage, code_fingerprint, run_dir, train_run
 from common.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +137,7 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
 # -- the Stop handler, with real signals in this process --------------------------------------------
 
 def test_first_signal_requests_a_stop_and_the_second_stops_at_once():
-    stop = runner.Stop()
+    stop = Stop()
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     stop.install()
     try:
@@ -256,13 +258,16 @@ def test_kill_9_at_any_moment_never_leaves_a_broken_file(tmp_path, corpus_path):
     assert list(table.stage) == ["bigram", "mlp", "residual"]
 
 
-def make_runner(out: Path, corpus_path: Path, *extra: str, overrides=None) -> runner.Runner:
-    from common.profiles import PROFILES, get_profile
-    from stages import STAGE_NAMES, STAGES
+def make_context(out: Path, corpus_path: Path, *, resume: bool = False, overrides=None) -> RunContext:
+    """What the runner hands a run: the smoke profile on the CPU, results under `out`."""
+    from common.profiles import get_profile
+    from stages import STAGES
 
-    args = runner.build_parser(STAGE_NAMES, list(PROFILES)).parse_args(
-        ["--data", str(corpus_path), "--out", str(out), "--no-progress", *extra])
-    return runner.Runner(args, STAGES, get_profile("smoke"), dict(overrides or {}), "cpu")
+    options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", resume=resume,
+                         progress=False)
+    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
+    return RunContext(options, get_profile("smoke"), stages, load_dataset(corpus_path), torch.device("cpu"),
+                      code_fingerprint())
 
 
 class _StopAfter:
@@ -278,28 +283,27 @@ class _StopAfter:
 
 def test_a_stop_during_an_evaluation_is_honoured(tmp_path, corpus_path):
     # with eval_interval=1 every step ends in an evaluation: the stop is seen right after it
-    run = make_runner(tmp_path, corpus_path, overrides={"eval_interval": 1, "max_iters": 40, "eval_iters": 1})
+    ctx = make_context(tmp_path, corpus_path, overrides={"eval_interval": 1, "max_iters": 40, "eval_iters": 1})
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        assert run.train_one("bigram", 0, runner.code_fingerprint(), _StopAfter(5)) is False
-    checkpoint = load_checkpoint(run.run_dir("bigram", 0) / "checkpoint.pt")
+        assert train_run(ctx, "bigram", 0, _StopAfter(5)) is False
+    checkpoint = load_checkpoint(run_dir(ctx.folder, "bigram", 0) / "checkpoint.pt")
     assert 0 < checkpoint["step"] < 40 and not checkpoint["complete"]
     assert f"stopped at step {checkpoint['step']} of 40" in err.getvalue()
 
 
 def test_resume_after_a_kill_between_the_last_checkpoint_and_the_record(tmp_path, corpus_path):
-    fingerprint = runner.code_fingerprint()
-    run = make_runner(tmp_path, corpus_path)
+    ctx = make_context(tmp_path, corpus_path)
     with contextlib.redirect_stdout(io.StringIO()):
-        assert run.train_one("bigram", 0, fingerprint, lambda: False)
-    folder = run.run_dir("bigram", 0)
+        assert train_run(ctx, "bigram", 0, lambda: False)
+    folder = run_dir(ctx.folder, "bigram", 0)
     first = json.loads((folder / "run.json").read_text())
     sample = (folder / "sample.txt").read_text()
     for name in ("run.json", "curve.csv", "sample.txt"):  # as if killed right after the final checkpoint
         (folder / name).unlink()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert make_runner(tmp_path, corpus_path, "--resume").train_one("bigram", 0, fingerprint, lambda: False)
+        assert train_run(make_context(tmp_path, corpus_path, resume=True), "bigram", 0, lambda: False)
     assert "resuming from step 30 of 30" in out.getvalue()  # nothing left to train
     again = json.loads((folder / "run.json").read_text())
     assert again["final"] == first["final"]
@@ -314,7 +318,7 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path, corpus_path):
     (folder / "runs" / "bigram" / "seed0" / "run.json").write_text("{}")
     (folder / "ladder.csv").write_text("stage\nbigram\n")
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    with runner.FolderLock(folder):  # another runner at work
+    with FolderLock(folder):  # another runner at work
         proc = start("--profile", "smoke", "--stage", "bigram", "--seeds", "0", "--data", str(corpus_path),
                      "--out", str(tmp_path))
         code, out, err = finish(proc)
@@ -326,7 +330,7 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path, corpus_path):
         assert code == 2 and "another runner" in err  # redrawing the chart waits its turn too
     after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".runner.lock"}
     assert after == before  # nothing written by the refused runners
-    with runner.FolderLock(folder):  # released: free again
+    with FolderLock(folder):  # released: free again
         pass
 
 
@@ -385,12 +389,12 @@ def test_runner_stops_on_nan_and_keeps_the_last_good_checkpoint(tmp_path, corpus
 
 def test_a_stop_after_divergence_keeps_the_last_good_checkpoint(tmp_path, corpus_path):
     # stopped between evaluations after the weights blew up: the step-0 checkpoint must survive
-    run = make_runner(tmp_path, corpus_path, overrides={"learning_rate": 1e30})
+    ctx = make_context(tmp_path, corpus_path, overrides={"learning_rate": 1e30})
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         # the stop is asked after every step: the 7th answer is yes, so the run stops at step 7
-        assert run.train_one("residual", 0, runner.code_fingerprint(), _StopAfter(6)) is False
+        assert train_run(ctx, "residual", 0, _StopAfter(6)) is False
     assert "the weights are no longer finite at step 7; keeping the checkpoint from step 0" in err.getvalue()
-    checkpoint = load_checkpoint(run.run_dir("residual", 0) / "checkpoint.pt")
+    checkpoint = load_checkpoint(run_dir(ctx.folder, "residual", 0) / "checkpoint.pt")
     assert checkpoint["step"] == 0
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())

@@ -1,0 +1,233 @@
+"""Many runs: one after another, or in worker processes; stop signals, the folder lock, progress.
+
+`train_all` takes the (stage, seed) runs of one command and trains each with `common.run.train_run`.
+Ctrl-C or SIGTERM (`Stop`) asks every run to stop at the end of its step with a checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common.errors import LadderError
+from common.run import RunContext, RunOptions, Stage, open_context, stage_configs, train_run
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stop:
+    """Ctrl-C or SIGTERM asks the current run to stop at the end of its step; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._previous)
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self.handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        self._previous = {}
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping at the end of this step and saving a checkpoint "
+              f"(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def train_all(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jobs: int = 1) -> bool:
+    """Train every (stage, seed), in `jobs` parallel processes; returns False if interrupted."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for stage, seed in tasks:
+            if stop() or not train_run(ctx, stage, seed, stop):
+                return False
+        return True
+    return train_parallel(ctx, tasks, stop, jobs)
+
+
+def run_cost(ctx: RunContext, stage: str) -> int:
+    """Parameters x steps x tokens per step: the work of a run, to start the costliest first."""
+    _, model_config, train_config = stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)
+    params = sum(p.numel() for p in ctx.stages[stage].Model(model_config).parameters())
+    return params * train_config.max_iters * train_config.batch_size * model_config.block_size
+
+
+def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel, progress):
+    """The worker pool and one future per task. Workers start with SIGINT and SIGTERM ignored (inherited
+    through exec), so a Ctrl-C while they import cannot print a traceback; signals meanwhile wait, blocked."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs) if ctx.device.type == "cpu" else torch.get_num_threads()
+    options = dataclasses.replace(ctx.options, progress=False)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(threads, cancel, os.getpid(), progress))
+        futures = [pool.submit(_worker_train, options, dict(ctx.stages), ctx.fingerprint, stage, seed)
+                   for stage, seed in tasks]
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pool, futures
+
+
+def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jobs: int) -> bool:
+    """Independent runs in worker processes, each with its share of the CPU threads.
+
+    The costliest runs start first so the slowest one does not finish alone at the end.
+    The workers ignore SIGINT and SIGTERM: this process handles them and tells the workers, through
+    an event, to save a checkpoint at the end of their step; a worker whose parent dies does the same.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from tqdm import tqdm
+
+    tasks = sorted(tasks, key=lambda task: run_cost(ctx, task[0]), reverse=True)
+    total_steps = sum(stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)[2].max_iters
+                      for stage, _ in tasks)
+    context = mp.get_context("spawn")
+    cancel, progress = context.Event(), context.Queue()  # workers send (stage, seed, step, val) per evaluation
+    pool, futures = _start_pool(ctx, tasks, jobs, cancel, progress)
+    ok, pending = True, set(futures)
+    bar = tqdm(total=total_steps, desc=f"ladder ({jobs} at a time)", unit="step", dynamic_ncols=True,
+               disable=not ctx.options.progress)
+    reached: dict[tuple[str, int], int] = {}
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            while not progress.empty():
+                stage, seed, step, val = progress.get_nowait()
+                bar.update(step - reached.get((stage, seed), 0))
+                reached[(stage, seed)] = step
+                bar.set_postfix_str(f"{stage} s{seed} step {step} val {val:.3f}")
+            for future in done:
+                ok = (not future.cancelled() and future.result()) and ok
+            if stop() and not cancel.is_set():
+                cancel.set()  # running workers save a checkpoint at the end of their step
+                for future in pending:
+                    future.cancel()
+    except BrokenProcessPool:
+        cancel.set()
+        raise LadderError("a worker process died (killed, or out of memory?): finished runs are kept; "
+                          "run again with --resume, or with fewer --jobs") from None
+    except BaseException:
+        cancel.set()  # an error in one run (or a second Ctrl-C) stops the others at a checkpoint
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return ok and not stop()
+
+
+class _WorkerStop:
+    """A worker's stop request: the parent's event (it handles the signals), or the parent gone (kill -9)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.event = None
+        self.parent: int | None = None
+        self.busy = threading.Lock()  # held while a run trains
+        self.progress = None  # the parent's queue for progress reports
+
+    def watch_parent(self) -> None:
+        """If the parent dies, stop the current run at a checkpoint, then exit (the pool cannot tell us)."""
+        while os.getppid() == self.parent:
+            time.sleep(0.5)
+        self.requested = True
+        with self.busy:
+            os._exit(1)
+
+    def __call__(self) -> bool:
+        if not self.requested and ((self.event is not None and self.event.is_set())
+                                   or (self.parent is not None and os.getppid() != self.parent)):
+            self.requested = True
+        return self.requested
+
+
+_WORKER_STOP = _WorkerStop()
+_WORKER_CONTEXTS: dict = {}  # one RunContext per worker process, built on its first run
+
+
+def _worker_init(threads: int, event, parent: int, progress) -> None:
+    for sig in STOP_SIGNALS:  # the parent handles Ctrl-C and SIGTERM and sets the event
+        signal.signal(sig, signal.SIG_IGN)
+    import torch
+    torch.set_num_threads(threads)
+    _WORKER_STOP.event, _WORKER_STOP.parent, _WORKER_STOP.progress = event, parent, progress
+    threading.Thread(target=_WORKER_STOP.watch_parent, name="watch-parent", daemon=True).start()
+
+
+def _worker_train(options: RunOptions, stages: dict[str, Stage], fingerprint: str, stage: str, seed: int) -> bool:
+    """One (stage, seed) run in a worker process; errors come back as the exception itself."""
+    if "ctx" not in _WORKER_CONTEXTS:
+        _WORKER_CONTEXTS["ctx"] = open_context(options, stages, fingerprint)
+    with _WORKER_STOP.busy:
+        return not _WORKER_STOP() and train_run(_WORKER_CONTEXTS["ctx"], stage, seed, _WORKER_STOP,
+                                                _WORKER_STOP.progress)
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise LadderError(f"cannot write to {folder} ({exc.strerror}): choose a writable folder with --out") from None
+
+
+class FolderLock:
+    """An exclusive lock on a results folder, so two runners never write the same files at once."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".runner.lock"
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise LadderError(f"another runner ({holder}) is writing {self.path.parent}: wait for it to finish, "
+                              f"or use a different --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

@@ -1,0 +1,86 @@
+"""The report of a results folder, from its saved runs: ladder.csv/.md, loss_ladder.png, samples.md.
+
+Everything here is drawn from the files the runs wrote (`runs/<stage>/seed<N>/run.json`,
+`curve.csv`, `sample.txt`), so a report can always be redrawn and checked.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from common.errors import LadderError
+from common.profiles import Profile
+
+
+def has_results(folder: Path) -> bool:
+    return any(folder.glob("runs/*/seed*/run.json"))
+
+
+def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
+    """The readable run.json records of the folder's stages, each with its folder under '_dir'."""
+    from common.io import read_json
+    runs = []
+    for path in sorted(folder.glob("runs/*/seed*/run.json")):
+        try:
+            record = read_json(path)
+        except (OSError, ValueError):
+            print(f"skipping unreadable {path}", file=sys.stderr)
+            continue
+        if record.get("stage") in stage_names:
+            record["_dir"] = path.parent
+            runs.append(record)
+    return runs
+
+
+def mean_curves(runs: list[dict[str, Any]], stage_names) -> dict[str, Any]:
+    """Per stage: the validation curve's mean, min and max over seeds, by step."""
+    import pandas as pd
+    curves = {}
+    for stage in stage_names:
+        frames = [pd.read_csv(r["_dir"] / "curve.csv") for r in runs if r["stage"] == stage]
+        merged = pd.concat(frames).groupby("step").val_loss
+        curves[stage] = pd.DataFrame({"val_loss": merged.mean(), "val_min": merged.min(),
+                                      "val_max": merged.max()}).reset_index()
+    return curves
+
+
+def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> str:
+    """samples.md: each stage's saved sample (its lowest seed), bigram to scaled."""
+    lines = [f"# Samples — profile `{profile.name}`\n",
+             "300 characters from each stage (seed shown, temperature 1.0), bigram to scaled.\n"]
+    for stage in stage_names:
+        record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
+        text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
+        lines.append(f"## {stage} (seed {record['seed']}, val loss {record['final']['val_loss']:.3f})\n\n"
+                     f"```text\n{text.strip()}\n```\n")
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any]) -> None:
+    """Write the table, chart and samples page of `folder` from its saved runs, and print the table.
+
+    stages: the ladder in order, each with `adds` and `lecture_val_loss` (see common.run.Stage).
+    """
+    from common.chart import draw_ladder
+    from common.io import write_text
+    from common.ladder import ladder_table, to_markdown
+
+    runs = load_runs(folder, stages)
+    if not runs:
+        raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
+    info = {n: {"adds": s.adds, "lecture_val_loss": s.lecture_val_loss} for n, s in stages.items()}
+    table = ladder_table(runs, list(stages), info)
+    write_text(folder / "ladder.csv", table.to_csv(index=False, float_format="%.4f"))
+    seconds = sum(r["train_seconds"] for r in runs)
+    header = (f"# Loss ladder — profile `{profile.name}`\n\n{profile.description}. "
+              f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
+              f"Verdict rule: `helped` when the mean validation loss drops by more than two standard errors "
+              f"of the difference over seeds (see README).\n\n")
+    write_text(folder / "ladder.md", header + to_markdown(table))
+    draw_ladder(table, mean_curves(runs, table.stage), folder / "loss_ladder.png",
+                title=f"GPT Ladder, profile '{profile.name}': {len(runs)} runs, "
+                      f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}")
+    write_text(folder / "samples.md", samples_page(runs, table.stage, profile))
+    print(f"\n{to_markdown(table[['stage', 'params', 'seeds', 'val_loss_mean', 'val_loss_std', 'delta', 'verdict', 'gap']])}")
+    print(f"wrote {folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md")

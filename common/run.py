@@ -1,0 +1,306 @@
+"""One run: a (stage, seed) trained under a profile, from its settings to its `run.json`.
+
+The data flow, in the order the functions below are called by `train_run`:
+
+    plan_run      settings -> model and training configs, precision, reuse key, folder
+    reused        a saved run.json with the same key: nothing to do
+    start_model   a fresh model, or the one in the checkpoint when resuming
+    fit           train, writing a checkpoint at every evaluation; stop or NaN keep the last good one
+    write_record  curve.csv, sample.txt, then run.json (last: its presence marks the run complete)
+
+Everything a run needs from outside (dataset, device, stages, options) arrives in a `RunContext`;
+this module never imports a stage or the command line.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from common.errors import LadderError
+from common.profiles import Profile, make_configs, settings_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_fingerprint() -> str:
+    """A hash of the code that decides a run's numbers, ignoring comments and docstrings."""
+    files = sorted((ROOT / "stages").glob("*.py")) + [ROOT / "common" / n for n in ("train.py", "data.py", "config.py")]
+    digest = hashlib.sha256()
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(path.name.encode() + ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What the core needs of a stage, handed in by the caller (classes pickle by name, for workers)."""
+
+    name: str
+    Model: type
+    Config: type
+    adds: str
+    lecture_val_loss: float | None
+
+    @classmethod
+    def from_module(cls, name: str, module) -> "Stage":
+        return cls(name, module.Model, module.Config, module.ADDS, module.LECTURE_VAL_LOSS)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to train, as the command line says it: plain values, so worker processes can receive them."""
+
+    profile: str
+    overrides: Mapping[str, Any]
+    out: str
+    data: str | None = None
+    device: str | None = None
+    force: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any]) -> Path:
+    """results/<profile>, or results/<profile>-<hash of the overrides> when any --set was given."""
+    suffix = "" if not overrides else "-" + hashlib.sha256(
+        json.dumps(dict(overrides), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(out) / f"{profile}{suffix}"
+
+
+def run_dir(folder: Path, stage: str, seed: int) -> Path:
+    return folder / "runs" / stage / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything the runs of one command share: options, profile, stages, dataset (on the CPU), device."""
+
+    options: RunOptions
+    profile: Profile
+    stages: Mapping[str, Stage]  # in ladder order
+    dataset: Any  # common.data.Dataset
+    device: Any  # torch.device
+    fingerprint: str
+
+    @property
+    def folder(self) -> Path:
+        return results_folder(self.options.out, self.profile.name, self.options.overrides)
+
+
+def open_context(options: RunOptions, stages: Mapping[str, Stage], fingerprint: str) -> RunContext:
+    """A RunContext from plain options: loads the corpus and picks the device."""
+    from common.data import load_dataset
+    from common.device import pick_device
+    from common.profiles import get_profile
+    return RunContext(options, get_profile(options.profile), stages, load_dataset(options.data),
+                      pick_device(options.device), fingerprint)
+
+
+def stage_configs(profile: Profile, stage: Stage, overrides: Mapping[str, Any], dataset):
+    """(settings, model config, TrainConfig) of a stage under a profile, checked against the corpus."""
+    from common.data import check_block_size
+    settings = settings_for(profile, stage.name, overrides)
+    model_config, train_config = make_configs(stage.Config, settings, dataset.tokenizer.vocab_size)
+    check_block_size(dataset, model_config.block_size)
+    return settings, model_config, train_config
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One (stage, seed): its configs, the precision it trains in, its reuse key and its folder."""
+
+    stage: Stage
+    seed: int
+    settings: Mapping[str, Any]
+    model_config: Any
+    train_config: Any
+    precision: str
+    key: str
+    folder: Path
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / "run.json"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+
+def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
+    """The plan of a run; its key covers everything that decides its numbers."""
+    import torch
+
+    from common.device import autocast_dtype
+    stage = ctx.stages[name]
+    settings, model_config, train_config = stage_configs(ctx.profile, stage, ctx.options.overrides, ctx.dataset)
+    precision = str(autocast_dtype(ctx.device, train_config.precision) or torch.float32).removeprefix("torch.")
+    key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": ctx.fingerprint,
+                                     "precision": precision, "vocabulary": ctx.dataset.tokenizer.chars,
+                                     "n_train": len(ctx.dataset.train)},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    return RunPlan(stage, seed, settings, model_config, train_config, precision, key,
+                   run_dir(ctx.folder, name, seed))
+
+
+def reused(ctx: RunContext, plan: RunPlan) -> bool:
+    """True (and says so) when a finished run with the same key is saved and --force was not given."""
+    from common.io import read_json
+    if ctx.options.force or not plan.record_path.exists():
+        return False
+    try:
+        old = read_json(plan.record_path)
+    except (OSError, ValueError):
+        return False
+    if isinstance(old, dict) and old.get("key") == plan.key:
+        print(f"{plan.stage.name:<12} seed {plan.seed}: reusing saved result (val {old['final']['val_loss']:.3f}; "
+              f"--force retrains)")
+        return True
+    return False
+
+
+def start_model(ctx: RunContext, plan: RunPlan):
+    """(model on the device, TrainState or None): a fresh model, or the checkpoint's when resuming it."""
+    from common.checkpoint import load_checkpoint, train_state_from
+    from common.device import set_seed
+    name, seed, path = plan.stage.name, plan.seed, plan.checkpoint_path
+    set_seed(seed)
+    model = plan.stage.Model(plan.model_config).to(ctx.device)
+    if not path.exists() or ctx.options.force:
+        return model, None
+    if not ctx.options.resume:
+        try:
+            checkpoint = load_checkpoint(path)
+        except LadderError:
+            checkpoint = {}
+        if checkpoint.get("key") == plan.key and not checkpoint.get("complete"):
+            print(f"{name:<12} seed {seed}: an interrupted run stopped at step {checkpoint['step']}; "
+                  f"starting over (pass --resume to continue it)")
+        return model, None
+    # strict: a checkpoint that is not this run's is an error, not overwritten
+    checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
+    if checkpoint.get("key") != plan.key:
+        print(f"{name:<12} seed {seed}: the saved checkpoint is from other settings, data or code; starting over")
+        return model, None
+    saved_on = checkpoint.get("device_type", ctx.device.type)
+    if saved_on != ctx.device.type:
+        raise LadderError(f"checkpoint {path} was trained on {saved_on}, this run uses {ctx.device.type}: resume "
+                          f"it with --device {saved_on}, or retrain with --force")
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError:
+        raise LadderError(f"checkpoint {path} does not fit the {name} model: retrain with --force") from None
+    state = train_state_from(checkpoint)
+    print(f"{name:<12} seed {seed}: resuming from step {state.step} of {plan.train_config.max_iters}")
+    return model, state
+
+
+def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[], bool], progress=None):
+    """Train, saving a checkpoint at every evaluation; returns the TrainResult, or None if stopped.
+
+    progress, if given, is a queue that receives (stage, seed, step, val_loss) after each evaluation.
+    """
+    import torch
+
+    from common.checkpoint import save_checkpoint
+    from common.train import train
+    name, seed, path, cfg = plan.stage.name, plan.seed, plan.checkpoint_path, plan.train_config
+    saved = {"step": None}
+
+    def save(st, m) -> None:
+        save_checkpoint(path, model=m, state=st, stage=name, profile=ctx.profile.name, seed=seed,
+                        train_config=cfg, vocabulary=ctx.dataset.tokenizer.chars,
+                        complete=st.step >= cfg.max_iters, extra={"key": plan.key, "device_type": ctx.device.type})
+        saved["step"] = st.step
+
+    def on_eval(st, m, opt) -> None:
+        save(st, m)
+        if progress is not None:
+            progress.put((name, seed, st.step, st.curve[-1]["val_loss"]))
+
+    try:
+        result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
+                       progress=ctx.options.progress, on_eval=on_eval, should_stop=stop)
+    except LadderError as exc:  # the loss became NaN or infinite
+        kept = (f"; the last good checkpoint (step {saved['step']}) is kept in {path}"
+                if saved["step"] is not None else "")
+        reason = str(exc).removeprefix(f"{name} s{seed}: ")
+        raise LadderError(f"stage {name}, seed {seed}: {reason}{kept}") from None
+    if not result.stopped:
+        return result
+    if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        save(result.state, model)
+    else:  # diverged since the last evaluation: keep the last good checkpoint
+        print(f"{name} seed {seed}: the weights are no longer finite at step {result.state.step}; "
+              f"keeping the checkpoint from step {saved['step']}", file=sys.stderr, flush=True)
+    print(f"{name} seed {seed}: stopped at step {saved['step']} of {cfg.max_iters}; "
+          f"checkpoint saved to {path}", file=sys.stderr, flush=True)
+    return None
+
+
+def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None:
+    """curve.csv, sample.txt, then run.json; prints the run's one-line summary."""
+    import torch
+
+    from common.device import device_name
+    from common.generate import sample_text
+    from common.io import write_json, write_text
+    name, seed, cfg, mcfg = plan.stage.name, plan.seed, plan.train_config, plan.model_config
+    model, state = result.model, result.state
+    params = sum(p.numel() for p in model.parameters())
+    sample = sample_text(model, ctx.dataset.tokenizer, max_new_tokens=300, seed=seed)
+    final, best = result.final, result.best_val
+    tokens_per_second = result.tokens_per_second or (  # a run finished before this session: its average
+        state.step * cfg.batch_size * mcfg.block_size / max(state.elapsed, 1e-9))
+    record = {
+        "stage": name, "adds": plan.stage.adds, "profile": ctx.profile.name, "seed": seed, "key": plan.key,
+        "settings": plan.settings, "overrides": dict(ctx.options.overrides),
+        "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(cfg),
+        "device": str(ctx.device), "device_name": device_name(ctx.device), "precision": plan.precision,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "platform": platform.platform()},
+        "params": params, "train_seconds": round(state.elapsed, 2),
+        "wall_seconds_this_session": round(result.wall_seconds, 2),
+        "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
+        "final": final, "best": best, "code": ctx.fingerprint,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_text(plan.folder / "curve.csv", "step,train_loss,val_loss,seconds\n" + "".join(
+        f"{r['step']},{r['train_loss']:.5f},{r['val_loss']:.5f},{r['seconds']}\n" for r in state.curve))
+    write_text(plan.folder / "sample.txt", sample)
+    write_json(plan.record_path, record)  # last: its presence marks the run complete
+    gap = final["val_loss"] - final["train_loss"]
+    print(f"{name:<12} seed {seed}: val {final['val_loss']:.3f} (best {best['val_loss']:.3f} at step "
+          f"{best['step']}), train {final['train_loss']:.3f}, gap {gap:+.3f}, {params:,} params, "
+          f"{state.elapsed:.1f} s, {tokens_per_second:,.0f} tok/s", flush=True)
+
+
+def train_run(ctx: RunContext, name: str, seed: int, stop: Callable[[], bool], progress=None) -> bool:
+    """Train one (stage, seed) unless a matching result is saved; False if stopped."""
+    from common.memory import MemoryMeter
+    plan = plan_run(ctx, name, seed)
+    if reused(ctx, plan):
+        return True
+    model, state = start_model(ctx, plan)
+    dataset = ctx.dataset.to(ctx.device)
+    memory = MemoryMeter(ctx.device)
+    result = fit(ctx, plan, model, state, dataset, stop, progress)
+    if result is None:
+        return False
+    peak_mb, _ = memory.read()  # this run's peak, not the worker process's earlier runs
+    write_record(ctx, plan, result, peak_mb)
+    return True
