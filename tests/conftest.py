@@ -22,7 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from common.data import DATA_ENV, load_dataset  # noqa: E402
+from common.corpus import DATA_ENV  # noqa: E402
+from common.data import load_dataset  # noqa: E402
 from common.profiles import make_configs  # noqa: E402
 from stages import STAGES  # noqa: E402
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-import common.data as data_mod
-from common.data import (CORPUS_SHA256, DATA_ENV, CharTokenizer, check_block_size, get_batch, load_dataset,
-                         locate_corpus, make_dataset, read_corpus, verify_checksum)
+import common.corpus as data_mod
+from common.corpus import CORPUS_SHA256, DATA_ENV, locate_corpus, read_corpus, verify_checksum
+from common.data import CharTokenizer, check_block_size, get_batch, load_dataset, make_dataset
 from common.errors import LadderError
 
 CORPUS_CHARS = 1_115_394

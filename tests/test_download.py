@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import common.data as data_mod
-from common.data import CORPUS_SHA256, download, locate_corpus
+import common.corpus as data_mod
+from common.corpus import CORPUS_SHA256, download, locate_corpus
 from common.errors import LadderError
 
 
