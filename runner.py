@@ -17,6 +17,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -66,9 +67,9 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
     how.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                      help="override any hyperparameter, e.g. --set learning_rate=3e-4 --set n_layer=2 (repeatable)")
     how.add_argument("--jobs", type=int,
-                     help="independent runs trained in parallel processes, sharing the CPU threads "
-                          "(default: one per CPU core on the CPU, where small models gain more from parallel "
-                          "runs than from threads; 1 on a GPU)")
+                     help="independent runs trained in parallel processes (default: one per CPU core on the "
+                          "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
+                          "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see README)")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
@@ -95,7 +96,9 @@ def list_stages(stages, profile, overrides, dataset) -> None:
 def resume_command(argv: list[str]) -> str:
     """The command that continues this one: the same arguments, with --resume (and without --force)."""
     argv = [a for a in argv if a not in ("--resume", "--force")]
-    return "python runner.py " + shlex.join(argv + ["--resume"])
+    ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")  # set by torchrun
+    launcher = f"torchrun --nproc_per_node={ranks} runner.py " if ranks != "1" else "python runner.py "
+    return launcher + shlex.join(argv + ["--resume"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv, stop)
     except LadderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets the same error: one says it
+            print(f"error: {exc}", file=sys.stderr)
+        else:  # give rank 0 time to say it before torchrun, seeing this rank exit, stops the others
+            time.sleep(2)
         return 2
     except KeyboardInterrupt:
         if stop.installed:  # a second Ctrl-C while training
@@ -179,33 +185,45 @@ def _main(argv: list[str], stop: Stop) -> int:
 
 def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str], seeds: list[int]) -> int:
     """Check every configuration and the device, then train the runs under the folder lock and report."""
+    from contextlib import nullcontext
+
     from common.data import load_dataset
     from common.device import device_name, pick_device
+    from common.distributed import check_batch, finish, join
     from common.io import remove_stale_temporaries
-    from common.jobs import train_all
+    from common.jobs import default_jobs, train_all
     from common.report import write_report
     from common.run import RunContext, RunOptions, code_fingerprint, stage_configs
 
-    dataset = load_dataset(args.data)
-    for name in names:  # check every configuration before any training starts
-        stage_configs(profile, stages[name], overrides, dataset)
-    device = pick_device(args.device)  # fail early on a bad --device
-    options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
-                         progress=not args.no_progress)
-    ctx = RunContext(options, profile, stages, dataset, device, code_fingerprint())
-    check_writable(ctx.folder)
-    stop.install()
-    with FolderLock(ctx.folder):
-        remove_stale_temporaries(ctx.folder)  # left by a kill -9; no one else writes here while we hold the lock
-        jobs = args.jobs or (os.cpu_count() or 1 if device.type == "cpu" else 1)
-        jobs = min(jobs, len(names) * len(seeds))
-        print(f"training {', '.join(names)} with seeds {seeds} on {device_name(device)}"
-              f"{f', {jobs} runs at a time' if jobs > 1 else ''} -> {ctx.folder}", flush=True)
-        if train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs):
-            write_report(ctx.folder, profile, stages)
-            return 0
-    print(f"interrupted: finished runs are kept in {ctx.folder}.\nResume with: {resume_command(argv)}",
-          file=sys.stderr)
+    world, device = join(args.jobs, args.device)
+    try:
+        dataset = load_dataset(args.data)
+        for name in names:  # check every configuration before any training starts
+            check_batch(stage_configs(profile, stages[name], overrides, dataset)[2].batch_size, world, name)
+        device = device or pick_device(args.device)  # fail early on a bad --device
+        options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
+                             progress=not args.no_progress)
+        ctx = RunContext(options, profile, stages, dataset, device, code_fingerprint(), world)
+        if world.is_main:
+            check_writable(ctx.folder)
+        stop.install()
+        with FolderLock(ctx.folder) if world.is_main else nullcontext():
+            if world.is_main:
+                remove_stale_temporaries(ctx.folder)  # left by a kill -9; we hold the lock: no one else writes here
+            jobs = 1 if world.active else args.jobs or default_jobs(device)
+            jobs = min(jobs, len(names) * len(seeds))
+            print(f"training {', '.join(names)} with seeds {seeds} on {device_name(device)}"
+                  f"{f', {jobs} runs at a time' if jobs > 1 else ''}"
+                  f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {ctx.folder}", flush=True)
+            if train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs):
+                if world.is_main:
+                    write_report(ctx.folder, profile, stages)
+                return 0
+    finally:
+        finish()
+    if world.is_main:
+        print(f"interrupted: finished runs are kept in {ctx.folder}.\nResume with: {resume_command(argv)}",
+              file=sys.stderr)
     return stop.exit_code()
 
 

@@ -74,6 +74,25 @@ def run_cost(ctx: RunContext, stage: str) -> int:
     return params * train_config.max_iters * train_config.batch_size * model_config.block_size
 
 
+def default_jobs(device) -> int:
+    """Runs at a time when --jobs is not given: one per CPU core on the CPU (small models gain more from
+    parallel runs than from threads), one per GPU on CUDA when no GPU index was asked for, else 1."""
+    import torch
+    if device.type == "cpu":
+        return os.cpu_count() or 1
+    if device.type == "cuda" and device.index is None:
+        return max(1, torch.cuda.device_count())
+    return 1
+
+
+def worker_device(device, worker: int, gpu_count: int) -> str | None:
+    """The device of worker number `worker`: with several GPUs and no index asked for, worker i trains on
+    GPU i (modulo their number); otherwise the device the command chose (None: the runner's choice)."""
+    if device.type == "cuda" and device.index is None and gpu_count > 1:
+        return f"cuda:{worker % gpu_count}"
+    return None
+
+
 def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel, progress):
     """The worker pool and one future per task. Workers start with SIGINT and SIGTERM ignored (inherited
     through exec), so a Ctrl-C while they import cannot print a traceback; signals meanwhile wait, blocked."""
@@ -87,8 +106,11 @@ def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(threads, cancel, os.getpid(), progress))
+        context = mp.get_context("spawn")
+        gpus = torch.cuda.device_count() if ctx.device.type == "cuda" else 0
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                                   initargs=(threads, cancel, os.getpid(), progress, context.Value("i", 0),
+                                             ctx.device, gpus))
         futures = [pool.submit(_worker_train, options, dict(ctx.stages), ctx.fingerprint, stage, seed)
                    for stage, seed in tasks]
     finally:
@@ -157,6 +179,7 @@ class _WorkerStop:
         self.parent: int | None = None
         self.busy = threading.Lock()  # held while a run trains
         self.progress = None  # the parent's queue for progress reports
+        self.device: str | None = None  # this worker's own GPU when there are several
 
     def watch_parent(self) -> None:
         """If the parent dies, stop the current run at a checkpoint, then exit (the pool cannot tell us)."""
@@ -177,11 +200,14 @@ _WORKER_STOP = _WorkerStop()
 _WORKER_CONTEXTS: dict = {}  # one RunContext per worker process, built on its first run
 
 
-def _worker_init(threads: int, event, parent: int, progress) -> None:
+def _worker_init(threads: int, event, parent: int, progress, counter, device, gpus: int) -> None:
     for sig in STOP_SIGNALS:  # the parent handles Ctrl-C and SIGTERM and sets the event
         signal.signal(sig, signal.SIG_IGN)
     import torch
     torch.set_num_threads(threads)
+    with counter.get_lock():  # workers number themselves 0, 1, ... as they start
+        worker, counter.value = counter.value, counter.value + 1
+    _WORKER_STOP.device = worker_device(device, worker, gpus)
     _WORKER_STOP.event, _WORKER_STOP.parent, _WORKER_STOP.progress = event, parent, progress
     threading.Thread(target=_WORKER_STOP.watch_parent, name="watch-parent", daemon=True).start()
 
@@ -189,6 +215,8 @@ def _worker_init(threads: int, event, parent: int, progress) -> None:
 def _worker_train(options: RunOptions, stages: dict[str, Stage], fingerprint: str, stage: str, seed: int) -> bool:
     """One (stage, seed) run in a worker process; errors come back as the exception itself."""
     if "ctx" not in _WORKER_CONTEXTS:
+        if _WORKER_STOP.device is not None:
+            options = dataclasses.replace(options, device=_WORKER_STOP.device)
         _WORKER_CONTEXTS["ctx"] = open_context(options, stages, fingerprint)
     with _WORKER_STOP.busy:
         return not _WORKER_STOP() and train_run(_WORKER_CONTEXTS["ctx"], stage, seed, _WORKER_STOP,

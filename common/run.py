@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from common.distributed import SINGLE, World
 from common.errors import LadderError
 from common.profiles import Profile, make_configs, settings_for
 
@@ -95,6 +96,7 @@ class RunContext:
     dataset: Any  # common.data.Dataset
     device: Any  # torch.device
     fingerprint: str
+    world: World = SINGLE  # the ranks of a torchrun launch; only rank 0 writes files
 
     @property
     def folder(self) -> Path:
@@ -222,6 +224,8 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
     saved = {"step": None}
 
     def save(st, m) -> None:
+        if not ctx.world.is_main:
+            return
         save_checkpoint(path, model=m, state=st, stage=name, profile=ctx.profile.name, seed=seed,
                         train_config=cfg, vocabulary=ctx.dataset.tokenizer.chars,
                         complete=st.step >= cfg.max_iters, extra={"key": plan.key, "device_type": ctx.device.type})
@@ -234,7 +238,8 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
 
     try:
         result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
-                       progress=ctx.options.progress, on_eval=on_eval, should_stop=stop)
+                       progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
+                       world=ctx.world)
     except LadderError as exc:  # the loss became NaN or infinite
         kept = (f"; the last good checkpoint (step {saved['step']}) is kept in {path}"
                 if saved["step"] is not None else "")
@@ -242,6 +247,8 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
         raise LadderError(f"stage {name}, seed {seed}: {reason}{kept}") from None
     if not result.stopped:
         return result
+    if not ctx.world.is_main:
+        return None
     if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         save(result.state, model)
     else:  # diverged since the last evaluation: keep the last good checkpoint
@@ -273,7 +280,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "device": str(ctx.device), "device_name": device_name(ctx.device), "precision": plan.precision,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "platform": platform.platform()},
-        "params": params, "train_seconds": round(state.elapsed, 2),
+        "params": params, "world_size": ctx.world.world_size, "train_seconds": round(state.elapsed, 2),
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
         "final": final, "best": best, "code": ctx.fingerprint,
@@ -296,11 +303,14 @@ def train_run(ctx: RunContext, name: str, seed: int, stop: Callable[[], bool], p
     if reused(ctx, plan):
         return True
     model, state = start_model(ctx, plan)
+    ctx.world.barrier()  # every rank has read the checkpoint before rank 0 writes the next one
     dataset = ctx.dataset.to(ctx.device)
     memory = MemoryMeter(ctx.device)
     result = fit(ctx, plan, model, state, dataset, stop, progress)
     if result is None:
         return False
     peak_mb, _ = memory.read()  # this run's peak, not the worker process's earlier runs
-    write_record(ctx, plan, result, peak_mb)
+    if ctx.world.is_main:
+        write_record(ctx, plan, result, peak_mb)
+    ctx.world.barrier()  # the record exists before any rank goes on to the next run
     return True

@@ -15,6 +15,7 @@ import torch
 from common.config import TrainConfig
 from common.data import Dataset, get_batch
 from common.device import autocast_dtype
+from common.distributed import SINGLE, World
 from common.errors import LadderError
 
 EVAL_SEED_OFFSET = 10_007  # evaluation batches come from their own generator, the same at every evaluation
@@ -65,11 +66,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, cfg: TrainConfig,
-               step: int, generator: torch.Generator) -> torch.Tensor:
-    """One optimisation step on a random batch of `data`; returns the loss (not synchronised)."""
+               step: int, generator: torch.Generator, rows: slice | None = None) -> torch.Tensor:
+    """One optimisation step on a random batch of `data`; returns the loss (not synchronised).
+
+    Under DDP, `model` is the DistributedDataParallel wrapper and `rows` this rank's share of the
+    global batch (see common/distributed.py).
+    """
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
-    x, y = get_batch(data, model.config.block_size, cfg.batch_size, generator)  # (B, T), (B, T)
+    block_size = getattr(model, "module", model).config.block_size
+    x, y = get_batch(data, block_size, cfg.batch_size, generator)  # (B, T), (B, T): the global batch
+    if rows is not None:
+        x, y = x[rows], y[rows]  # (B / world_size, T): this rank's rows
     dtype = autocast_dtype(data.device, cfg.precision)  # bf16 matmuls where the hardware is native
     with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
         _, loss = model(x, y)
@@ -111,16 +119,31 @@ class TrainResult:
         return min(self.state.curve, key=lambda row: row["val_loss"])
 
 
+def restore(state: TrainState, optimizer: torch.optim.Optimizer, batch_gen: torch.Generator,
+            device: torch.device) -> None:
+    """Put a saved state's optimizer and random generators back, so a resumed run goes on exactly."""
+    if state.optimizer is not None:
+        optimizer.load_state_dict(state.optimizer)
+    if state.batch_rng is not None:
+        batch_gen.set_state(state.batch_rng)
+    if state.torch_rng is not None:
+        torch.set_rng_state(state.torch_rng)
+    if state.cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state.cuda_rng, device)
+
+
 def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int = 0,
           state: TrainState | None = None, name: str = "model", progress: bool = True,
           on_eval: Callable[[TrainState, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, world: World = SINGLE) -> TrainResult:
     """Train model on dataset (already on the model's device) for cfg.max_iters steps.
 
     Evaluates at step 0, every eval_interval steps and at the end; calls on_eval(state, model,
     optimizer) after each evaluation (e.g. to write a checkpoint). Pass a saved `state` to resume.
     If should_stop() becomes true (e.g. after Ctrl-C), stops at the end of the current step and
     returns with `stopped` set and the state captured at that step, ready to save and resume.
+    With a `world` of several ranks (torchrun), trains one DDP replica per rank on its share of
+    each global batch; every rank stops at the same step (see common/distributed.py).
     """
     from tqdm import tqdm
 
@@ -132,14 +155,13 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     optimizer = make_optimizer(model, cfg)
     batch_gen = torch.Generator(device=device).manual_seed(seed)
     state = state or TrainState()
-    if state.optimizer is not None:
-        optimizer.load_state_dict(state.optimizer)
-    if state.batch_rng is not None:
-        batch_gen.set_state(state.batch_rng)
-    if state.torch_rng is not None:
-        torch.set_rng_state(state.torch_rng)
-    if state.cuda_rng is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state.cuda_rng, device)
+    restore(state, optimizer, batch_gen, device)
+    stepper, rows = model, None
+    if world.active:  # one replica per rank; dropout masks from the rank's own generator
+        from torch.nn.parallel import DistributedDataParallel
+        stepper = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        rows = world.shard(cfg.batch_size)
+        torch.manual_seed(seed + 1_000_003 * (world.rank + 1) + state.step)
 
     def capture(step: int, elapsed: float) -> None:
         state.step = step
@@ -171,14 +193,14 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     bar = tqdm(total=cfg.max_iters, initial=start_step, desc=name, disable=not progress,
                dynamic_ncols=True, leave=False, unit="step")
     for step in range(start_step, cfg.max_iters):
-        train_step(model, optimizer, dataset.train, cfg, step, batch_gen)
+        train_step(stepper, optimizer, dataset.train, cfg, step, batch_gen, rows)
         bar.update(1)
         done = step + 1
         if done % cfg.eval_interval == 0 or done == cfg.max_iters:
             evaluate(done, base_elapsed + time.perf_counter() - start)
             last = state.curve[-1]
             bar.set_postfix(train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
-        if should_stop is not None and should_stop() and done < cfg.max_iters:
+        if should_stop is not None and world.any(should_stop()) and done < cfg.max_iters:
             capture(done, base_elapsed + time.perf_counter() - start)
             break
     bar.close()
