@@ -178,7 +178,7 @@ def _main(argv: list[str], stop: Stop) -> int:
             raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
         check_writable(folder)
         with FolderLock(folder):
-            write_report(folder, profile, stages)
+            write_report(folder, profile, stages, overrides)
         return 0
     return train(args, argv, stop, profile, overrides, stages, names, seeds)
 
@@ -217,7 +217,7 @@ def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: 
                   f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {ctx.folder}", flush=True)
             if train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs):
                 if world.is_main:
-                    write_report(ctx.folder, profile, stages)
+                    write_report(ctx.folder, profile, stages, overrides)
                 return 0
     finally:
         finish()

@@ -7,13 +7,92 @@ from typing import Mapping
 
 import pandas as pd
 
-COLOURS = {"helped": "#2a9d4b", "within noise": "#8a8a8a", "hurt": "#d1495b", "": "#3b6ea8"}
+COLOURS = {"helped": "#2a9d4b", "within noise": "#8a8a8a", "hurt": "#d1495b"}
+OTHER = "#3b6ea8"  # the first rung, and steps without a verdict
+
+
+def mean_interval(std: float, n: int) -> float:
+    """Half-width of the 95% confidence interval of a mean over n seeds (Student's t); 0 below 2 seeds."""
+    if n < 2 or pd.isna(std):
+        return 0.0
+    from scipy import stats
+    return float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def _ladder_panel(ax, table: pd.DataFrame, show_lecture: bool, vocab_size: int) -> None:
+    """Mean validation loss per rung with its 95% interval, each step labelled with its change and verdict."""
+    x = list(range(len(table)))
+    present = table.seeds > 0
+    half = [mean_interval(s, int(n)) for s, n in zip(table.val_loss_std, table.seeds)]
+    xs = [i for i in x if present[i]]
+    ax.plot(xs, table.val_loss_mean[present], color=OTHER, alpha=0.35, linewidth=2, zorder=1)
+    ax.errorbar(xs, table.val_loss_mean[present], yerr=[half[i] for i in xs], fmt="none", ecolor="black",
+                capsize=5, linewidth=1.2, zorder=3)
+    colours = [COLOURS.get(v, OTHER) for v in table.verdict[present]]
+    ax.scatter(xs, table.val_loss_mean[present], s=90, c=colours, edgecolors="black", zorder=4,
+               label="val loss: mean over seeds, bar = 95% interval of the mean")
+    ax.scatter(xs, table.train_loss_mean[present], s=40, marker="_", color="#444444", linewidths=2, zorder=4,
+               label="train loss (mean)")
+    values = list(table.val_loss_mean[present] + [half[i] for i in xs]) + list(table.train_loss_mean[present])
+    lows = list(table.val_loss_mean[present] - [half[i] for i in xs]) + list(table.train_loss_mean[present])
+    lecture = table.lecture_val_loss.where(present)
+    if show_lecture and lecture.notna().any():
+        ax.scatter([i for i in x if pd.notna(lecture[i])], lecture.dropna(), s=90, marker="D", facecolors="none",
+                   edgecolors="#e07b00", linewidths=1.8, zorder=5, label="the lecture's reported val loss")
+        values += list(lecture.dropna())
+        lows += list(lecture.dropna())
+    top, bottom = max(values), min(lows)
+    span = max(top - bottom, 0.05)
+    for i, row in table.iterrows():
+        if not present[i]:
+            ax.annotate("missing", (i, bottom + span / 2), ha="center", fontsize=9, color=COLOURS["hurt"])
+            continue
+        label = f"{row.val_loss_mean:.3f}"
+        if row.verdict:
+            label = (f"{row.delta:+.3f}\n" if pd.notna(row.delta) else "") + f"{row.verdict}\n" + label
+        ax.annotate(label, (i, row.val_loss_mean + half[i]), xytext=(0, 8), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8.5, color=COLOURS.get(row.verdict, "black"),
+                    fontweight="bold" if row.verdict == "hurt" else "normal",
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
+    ax.set_xticks(x)
+    ax.set_xticklabels(table.stage, rotation=30, ha="right")
+    ax.set_ylim(bottom - 0.08 * span, top + 0.30 * span)  # room above for the labels
+    ax.set_xlim(-0.6, len(x) - 0.4)
+    ax.set_ylabel("validation loss (nats per character, lower is better)")
+    ax.set_title(f"The loss ladder (the uniform guess, ln {vocab_size} = {math.log(vocab_size):.2f}, is off the top)"
+                 if top < math.log(vocab_size) else "The loss ladder", fontsize=10.5)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8.5, frameon=False)
+
+
+def _curves_panel(ax, table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> None:
+    """Learning curves, one colour per rung (a qualitative palette), band = min..max over seeds."""
+    import matplotlib.pyplot as plt
+    palette = plt.get_cmap("tab10")
+    lows = []
+    for k, stage in enumerate(table.stage):
+        curve = curves.get(stage)
+        if curve is None or curve.empty:
+            continue
+        colour = palette(k % 10)
+        ax.plot(curve.step, curve.val_loss, color=colour, linewidth=1.6, label=stage)
+        ax.fill_between(curve.step, curve.val_min, curve.val_max, color=colour, alpha=0.15, linewidth=0)
+        lows.append(curve.val_min.min())
+        late = curve[curve.step >= curve.step.max() * 0.1]  # the first 10% start near ln(vocab): leave it off
+        lows.append(late.val_max.max())
+    if lows:
+        ax.set_ylim(min(lows) - 0.05, max(lows) + 0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation loss (nats per character)")
+    ax.set_title("Learning curves (mean over seeds, band = min..max)", fontsize=10.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8.5, frameon=False)
 
 
 def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: str | os.PathLike,
-                title: str, vocab_size: int = 65) -> None:
-    """Left: mean validation loss per stage with the seeds' spread, each step labelled with its change
-    and verdict, the lecture's values and the uniform guess for reference. Right: learning curves.
+                title: str, vocab_size: int = 65, show_lecture: bool = True) -> None:
+    """Left: the ladder (mean validation loss per rung, 95% intervals, each step's change and verdict,
+    the lecture's values when `show_lecture`). Right: the learning curves.
 
     curves[stage] has columns step, val_loss (mean over seeds), val_min, val_max.
     """
@@ -24,63 +103,9 @@ def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: s
 
     from common.io import atomic_path
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 7), gridspec_kw={"width_ratios": [1.35, 1]})
-    x = list(range(len(table)))
-    uniform = math.log(vocab_size)
-
-    # the ladder: a step line through the means, error bars for the seeds' spread
-    ax.step(x, table.val_loss_mean, where="mid", color="#3b6ea8", alpha=0.35, linewidth=2, zorder=1)
-    ax.errorbar(x, table.val_loss_mean, yerr=table.val_loss_std.fillna(0), fmt="none", ecolor="black",
-                capsize=5, linewidth=1.2, zorder=3)
-    colours = [COLOURS.get(v, COLOURS[""]) for v in table.verdict]
-    ax.scatter(x, table.val_loss_mean, s=90, c=colours, edgecolors="black", zorder=4, label="val loss (mean ± std over seeds)")
-    ax.scatter(x, table.train_loss_mean, s=40, marker="_", color="#444444", linewidths=2, zorder=4,
-               label="train loss (mean); gap = val - train, large when overfitting")
-    lecture = table.lecture_val_loss
-    if lecture.notna().any():
-        ax.scatter([i for i, v in zip(x, lecture) if pd.notna(v)], lecture.dropna(), s=90, marker="D",
-                   facecolors="none", edgecolors="#e07b00", linewidths=1.8, zorder=5, label="lecture's reported val loss")
-    ax.axhline(uniform, color="#999999", linestyle="--", linewidth=1)
-    ax.text(-0.5, uniform, f"uniform guess ln({vocab_size}) = {uniform:.2f}", ha="left", va="bottom",
-            fontsize=9, color="#666666")
-    low = min(table.val_loss_mean.min(), table.train_loss_mean.min(), lecture.min() if lecture.notna().any() else 9)
-    span = uniform - low + 0.15
-    for i, row in table.iterrows():
-        label = f"{row.val_loss_mean:.3f}"
-        if row.verdict:
-            label = f"{row.delta:+.3f}\n{row.verdict}\n" + label
-        top = max(row.val_loss_mean + (0 if pd.isna(row.val_loss_std) else row.val_loss_std),
-                  row.lecture_val_loss if pd.notna(row.lecture_val_loss) else -9)
-        ax.annotate(label, (i, top), xytext=(0, 10), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=8.5, color=COLOURS.get(row.verdict, "black"),
-                    fontweight="bold" if row.verdict == "hurt" else "normal",
-                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
-        ax.annotate(f"gap {row.gap:+.2f}", (i, row.train_loss_mean), xytext=(0, -6), textcoords="offset points",
-                    ha="center", va="top", fontsize=7.5, color="#555555")
-    ax.set_xticks(x)
-    ax.set_xticklabels(table.stage, rotation=30, ha="right")
-    ax.set_ylim(low - 0.08 * span, uniform + 0.12 * span)
-    ax.set_xlim(-0.6, len(x) - 0.4)
-    ax.set_ylabel("validation loss (nats per character, lower is better)")
-    ax.set_title("The loss ladder: each stage adds one piece")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9), fontsize=8.5, framealpha=0.9)
-
-    # the learning curves
-    cmap = plt.get_cmap("viridis")
-    for k, stage in enumerate(table.stage):
-        curve = curves.get(stage)
-        if curve is None or curve.empty:
-            continue
-        colour = cmap(k / max(1, len(table) - 1))
-        ax2.plot(curve.step, curve.val_loss, color=colour, linewidth=1.6, label=stage)
-        ax2.fill_between(curve.step, curve.val_min, curve.val_max, color=colour, alpha=0.15, linewidth=0)
-    ax2.axhline(uniform, color="#999999", linestyle="--", linewidth=1)
-    ax2.set_xlabel("training step")
-    ax2.set_ylabel("validation loss (nats per character)")
-    ax2.set_title("Learning curves (mean over seeds, band = min..max)")
-    ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=8.5, ncol=2)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 7.5), gridspec_kw={"width_ratios": [1.35, 1]})
+    _ladder_panel(ax, table, show_lecture, vocab_size)
+    _curves_panel(ax2, table, curves)
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -1,15 +1,18 @@
 """The loss ladder as a table: one row per stage, with a verdict per step decided from the seeds.
 
-The verdict rule (also in the README):
+The verdict rule (also in the README), from each stage's final validation losses over seeds:
     delta = mean val loss of the stage - mean val loss of the stage before it
-    noise = 2 * sqrt(s_a**2 / n_a + s_b**2 / n_b)   (two standard errors of that difference;
-            s is the sample standard deviation over seeds, n the number of seeds),
-            and never less than NOISE_FLOOR
-    helped        if delta < -noise
-    hurt          if delta > +noise
+    95% confidence interval of delta: Welch's t interval, delta +- t(0.975, df) * se, with
+        se = sqrt(s_a**2 / n_a + s_b**2 / n_b) (s: sample standard deviation over seeds, n: seeds)
+        and df from the Welch-Satterthwaite equation
+    helped        if the whole interval lies below -NOISE_FLOOR
+    hurt          if the whole interval lies above +NOISE_FLOOR
     within noise  otherwise
-With one seed a stage's spread is unknown and counts as zero, so only the floor guards it:
-run at least 3 seeds for verdicts you can trust.
+That is Welch's one-sided t-test at the 2.5% level for each direction (at least 95% confidence),
+and a change smaller than the floor is never called one. A step where either stage has fewer
+than 2 seeds gets no verdict ("too few seeds"): one seed says nothing about the spread. A rung
+with no runs between rungs that have them shows as "missing", and the rung after it gets no
+verdict: it is never compared across the gap.
 """
 from __future__ import annotations
 
@@ -19,58 +22,106 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 NOISE_FLOOR = 0.005  # nats: differences smaller than this are never called a change
+CONFIDENCE = 0.95
 VERDICTS = ("helped", "within noise", "hurt")
-COLUMNS = ["stage", "adds", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "noise", "verdict",
-           "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds"]
+TOO_FEW = "too few seeds"
+MISSING = "missing"
+AFTER_GAP = "no verdict: rung before is missing"
+VERDICT_RULE = ("`helped` (or `hurt`) when the whole 95% confidence interval of the change in mean validation "
+                f"loss (Welch's t over seeds) lies below -{NOISE_FLOOR} (above +{NOISE_FLOOR}); no verdict with "
+                "fewer than 2 seeds (see README)")
+COLUMNS = ["stage", "adds", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high",
+           "p_value", "verdict", "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds"]
 
 
-def step_noise(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
-    """Two standard errors of the difference of two means, at least NOISE_FLOOR."""
-    var = sum((0.0 if (n < 2 or math.isnan(s)) else s * s) / n for s, n in ((std_a, n_a), (std_b, n_b)))
-    return max(2.0 * math.sqrt(var), NOISE_FLOOR)
+def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int,
+                   confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(low, high, one-sided p) for the difference mean_b - mean_a, by Welch's t; needs n >= 2 on both sides.
+
+    p is the probability, with no true change, of a difference at least this far from zero in its
+    own direction (one-sided).
+    """
+    from scipy import stats
+
+    delta = mean_b - mean_a
+    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0.0:  # identical seeds on both sides: no spread to test against
+        return delta, delta, 0.0 if delta != 0 else 1.0
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    p = float(stats.t.sf(abs(delta) / se, df))
+    return delta - half, delta + half, p
 
 
-def verdict(delta: float, noise: float) -> str:
-    if delta < -noise:
+def verdict(ci_low: float, ci_high: float) -> str:
+    if ci_high < -NOISE_FLOOR:
         return "helped"
-    if delta > noise:
+    if ci_low > NOISE_FLOOR:
         return "hurt"
     return "within noise"
+
+
+def _per_stage(runs: list[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{"stage": r["stage"], "seed": r["seed"], "params": r["params"],
+                          "val_loss": r["final"]["val_loss"], "train_loss": r["final"]["train_loss"],
+                          "best_val_loss": r["best"]["val_loss"], "train_seconds": r["train_seconds"]}
+                         for r in runs])
+
+
+def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, Any]:
+    n = len(group)
+    mean = group.val_loss.mean()
+    return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), "seeds": n,
+            "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1) if n > 1 else float("nan"),
+            "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
+            "verdict": "", "train_loss_mean": group.train_loss.mean(), "gap": mean - group.train_loss.mean(),
+            "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),
+            "train_seconds": group.train_seconds.mean()}
+
+
+def _missing_row(stage: str, info: Mapping[str, Any]) -> dict[str, Any]:
+    row = {c: float("nan") for c in COLUMNS}
+    row.update(stage=stage, adds=info["adds"], params=0, seeds=0, verdict=MISSING,
+               lecture_val_loss=info.get("lecture_val_loss"))
+    return row
+
+
+def _compare(row: dict[str, Any], previous: dict[str, Any]) -> None:
+    """Fill in the step from `previous` to `row`: delta, its interval and the verdict."""
+    row["delta"] = row["val_loss_mean"] - previous["val_loss_mean"]
+    if row["seeds"] < 2 or previous["seeds"] < 2:
+        row["verdict"] = TOO_FEW
+        return
+    low, high, p = welch_interval(previous["val_loss_mean"], previous["val_loss_std"], previous["seeds"],
+                                  row["val_loss_mean"], row["val_loss_std"], row["seeds"])
+    row.update(ci_low=low, ci_high=high, p_value=p, verdict=verdict(low, high))
 
 
 def ladder_table(runs: Iterable[Mapping[str, Any]], stage_order: list[str],
                  stage_info: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per stage (in ladder order) from per-run records (dicts as written to run.json).
 
-    stage_info[stage] gives 'adds' and 'lecture_val_loss'. Stages with no runs are left out;
-    a step's delta and verdict compare a stage with the nearest earlier stage that has runs.
+    stage_info[stage] gives 'adds' and 'lecture_val_loss'. Stages before the first and after the
+    last stage with runs are left out; a stage between them without runs is a "missing" row.
     """
     runs = list(runs)
     if not runs:
         return pd.DataFrame(columns=COLUMNS)
-    df = pd.DataFrame([{"stage": r["stage"], "seed": r["seed"], "params": r["params"],
-                        "val_loss": r["final"]["val_loss"], "train_loss": r["final"]["train_loss"],
-                        "best_val_loss": r["best"]["val_loss"], "train_seconds": r["train_seconds"]}
-                       for r in runs])
-    rows = []
-    previous = None
-    for stage in stage_order:
+    df = _per_stage(runs)
+    present = [i for i, stage in enumerate(stage_order) if (df.stage == stage).any()]
+    rows, previous = [], None
+    for stage in stage_order[present[0]: present[-1] + 1]:
         group = df[df.stage == stage]
         if group.empty:
+            rows.append(_missing_row(stage, stage_info[stage]))
+            previous = None
             continue
-        n = len(group)
-        mean = group.val_loss.mean()
-        std = group.val_loss.std(ddof=1) if n > 1 else float("nan")
-        row = {"stage": stage, "adds": stage_info[stage]["adds"], "params": int(group.params.iloc[0]), "seeds": n,
-               "val_loss_mean": mean, "val_loss_std": std, "delta": float("nan"), "noise": float("nan"),
-               "verdict": "", "train_loss_mean": group.train_loss.mean(),
-               "gap": mean - group.train_loss.mean(), "best_val_loss_mean": group.best_val_loss.mean(),
-               "lecture_val_loss": stage_info[stage].get("lecture_val_loss"),
-               "train_seconds": group.train_seconds.mean()}
+        row = _row(stage, group, stage_info[stage])
         if previous is not None:
-            row["delta"] = mean - previous["val_loss_mean"]
-            row["noise"] = step_noise(std, n, previous["val_loss_std"], previous["seeds"])
-            row["verdict"] = verdict(row["delta"], row["noise"])
+            _compare(row, previous)
+        elif rows:  # the rung before is missing
+            row["verdict"] = AFTER_GAP
         rows.append(row)
         previous = row
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -81,8 +132,10 @@ def ladder_table(runs: Iterable[Mapping[str, Any]], stage_order: list[str],
 def _cell(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column in ("delta",):
+    if column in ("delta", "ci_low", "ci_high"):
         return f"{value:+.3f}"
+    if column == "p_value":
+        return f"{value:.3f}" if value >= 0.001 else "<0.001"
     if column == "train_seconds":
         return f"{value:.1f}"
     if column in ("params", "seeds"):

@@ -13,6 +13,14 @@ from common.errors import LadderError
 from common.profiles import Profile
 
 
+def overrides_note(overrides: Mapping[str, Any] | None, lead: str = "") -> str:
+    """'with --set a=1 b=2' for a title or header, or '' without overrides."""
+    if not overrides:
+        return ""
+    text = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return f"{lead}with --set {text}" if lead else f"Overrides: `{text}`. "
+
+
 def has_results(folder: Path) -> bool:
     return any(folder.glob("runs/*/seed*/run.json"))
 
@@ -57,14 +65,16 @@ def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> s
     return "\n".join(lines)
 
 
-def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any]) -> None:
+def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
+                 overrides: Mapping[str, Any] | None = None) -> None:
     """Write the table, chart and samples page of `folder` from its saved runs, and print the table.
 
     stages: the ladder in order, each with `adds` and `lecture_val_loss` (see common.run.Stage).
+    The lecture's numbers are drawn only for the lecture profile without overrides (its setting).
     """
     from common.chart import draw_ladder
     from common.io import write_text
-    from common.ladder import ladder_table, to_markdown
+    from common.ladder import VERDICT_RULE, ladder_table, to_markdown
 
     runs = load_runs(folder, stages)
     if not runs:
@@ -75,12 +85,14 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any]) -> N
     seconds = sum(r["train_seconds"] for r in runs)
     header = (f"# Loss ladder — profile `{profile.name}`\n\n{profile.description}. "
               f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
-              f"Verdict rule: `helped` when the mean validation loss drops by more than two standard errors "
-              f"of the difference over seeds (see README).\n\n")
+              f"{overrides_note(overrides)}Verdict rule: {VERDICT_RULE}.\n\n")
     write_text(folder / "ladder.md", header + to_markdown(table))
-    draw_ladder(table, mean_curves(runs, table.stage), folder / "loss_ladder.png",
-                title=f"GPT Ladder, profile '{profile.name}': {len(runs)} runs, "
-                      f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}")
-    write_text(folder / "samples.md", samples_page(runs, table.stage, profile))
-    print(f"\n{to_markdown(table[['stage', 'params', 'seeds', 'val_loss_mean', 'val_loss_std', 'delta', 'verdict', 'gap']])}")
+    present = [stage for stage, seeds in zip(table.stage, table.seeds) if seeds > 0]
+    draw_ladder(table, mean_curves(runs, present), folder / "loss_ladder.png",
+                title=f"GPT Ladder, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(runs)} runs, "
+                      f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}",
+                show_lecture=profile.name == "lecture" and not overrides)
+    write_text(folder / "samples.md", samples_page(runs, present, profile))
+    columns = ["stage", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high", "verdict"]
+    print(f"\n{to_markdown(table[columns])}")
     print(f"wrote {folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md")

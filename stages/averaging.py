@@ -9,14 +9,14 @@ aggregation" trick): `wei @ x` with `wei = tril / row_sums`.
 Why it should help: the bigram knows only the current character. The average of the past tells
 the model a little about what came before (a run of capitals, whether a line has just begun).
 
-Why the average is *added*: the single most useful feature for the next character is still the
-current one. Replacing a token's vector with the average washes it out (the average of t+1
-vectors holds 1/(t+1) of the token's own signal): measured on the lecture's small setting (block
-8, n_embd 32, 5,000 steps, one seed) when this project was planned (issue 2), that was worse than
-bigram (val 2.83 vs 2.57), while adding the average to the token's own embedding beat bigram
-(val 2.50). Adding keeps the bigram's signal and puts context on top, so a block here computes
-`x + average(x)`; `results/` shows what it measures here.
-The lecture reported no loss for this step (it used the trick only to introduce attention).
+Why the head reads the token's own vector *beside* the average, `lm_head(cat[x, avg(x)])`: the
+most useful feature for the next character is still the current one, and a uniform average
+cannot single it out (the average of t+1 vectors holds 1/(t+1) of the token's own signal).
+Feeding the head the average alone (`lm_head(avg(x))`) measured worse than the bigram in the
+issue that set this form (issue 9: 2.83 against 2.57 at the lecture's small setting); beside the
+token's own vector it beats the bigram. There is no residual stream yet: the two are concatenated,
+not added. The next stage replaces this mechanism with attention, which can weigh the current
+character itself. The lecture reported no loss for this step; `results/` shows what it measures.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import torch
 import torch.nn as nn
 
 from stages.bigram import Config as BigramConfig
-from stages.bigram import init_weights, next_token_loss
+from stages.bigram import initialise, next_token_loss
 
-ADDS = "embeddings + causal average of the past, added to each token"
+ADDS = "embeddings + causal average of the past, beside each token's own vector"
 LECTURE_VAL_LOSS = None
 
 
@@ -51,7 +51,7 @@ class CausalAverage(nn.Module):
 
 
 class Block(nn.Module):
-    """One step of communication between positions, added to each token's own vector."""
+    """One step of communication between positions, kept beside each token's own vector."""
 
     def __init__(self, config: Config):
         super().__init__()
@@ -61,7 +61,7 @@ class Block(nn.Module):
         return CausalAverage(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.sa(x)  # (B, T, C)
+        return torch.cat([x, self.sa(x)], dim=-1)  # (B, T, 2C): the token's own vector, then the average
 
 
 class Model(nn.Module):
@@ -74,8 +74,8 @@ class Model(nn.Module):
         self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
         self.blocks = nn.Sequential(*self.build_blocks(config))
         self.ln_f = self.build_final_norm(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(init_weights)
+        self.lm_head = self.build_head(config)
+        initialise(self, config.init)
 
     def build_blocks(self, config: Config) -> list[nn.Module]:
         """One block (the residual stage stacks n_layer of them)."""
@@ -84,6 +84,10 @@ class Model(nn.Module):
     def build_block(self, config: Config) -> nn.Module:
         """The block each later stage swaps for its own."""
         return Block(config)
+
+    def build_head(self, config: Config) -> nn.Module:
+        """The linear head reads the block's output: here the token's vector and the average, side by side."""
+        return nn.Linear(2 * config.n_embd, config.vocab_size)
 
     def build_final_norm(self, config: Config) -> nn.Module:
         """No normalisation before the head yet (the layernorm stage adds one)."""
@@ -94,6 +98,6 @@ class Model(nn.Module):
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
         pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
         x = tok_emb + pos_emb  # (B, T, C)
-        x = self.blocks(x)  # (B, T, C)
+        x = self.blocks(x)  # (B, T, C), or (B, T, 2C) at this stage
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         return logits, next_token_loss(logits, targets)

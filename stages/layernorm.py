@@ -28,8 +28,8 @@ class Block(ResidualBlock):
         self.ln2 = nn.LayerNorm(config.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.sa(self.ln1(x))  # (B, T, C)
-        x = x + self.ffwd(self.ln2(x))  # (B, T, C)
+        x = self.join(x, self.sa(self.ln1(x)))  # (B, T, C)
+        x = self.join(x, self.ffwd(self.ln2(x)))  # (B, T, C)
         return x
 
 

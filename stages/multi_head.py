@@ -33,6 +33,7 @@ class Config(AveragingConfig):
     n_head: int = 4  # attention heads; each has head_size = n_embd // n_head
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.n_head <= 0 or self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 

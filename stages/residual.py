@@ -10,6 +10,10 @@ of 4 * n_embd, as in Vaswani et al. (2017).
 
 Why it should help: more layers compute more, and the residual paths keep them trainable.
 The lecture reported: val loss about 2.08 (from 2.24).
+
+`residual = False` in the config (`--set residual=false`) builds the same stack with each
+sub-layer's output replacing its input, `x = f(x)`: the ablation that shows what the residual
+paths themselves are worth (the README has the measurement and its command).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ LECTURE_VAL_LOSS = 2.08
 @dataclass(frozen=True)
 class Config(MultiHeadConfig):
     n_layer: int = 3  # blocks stacked on the residual stream
+    residual: bool = True  # False: the same stack without the residual paths (an ablation)
 
 
 class MultiHeadAttention(PlainMultiHeadAttention):
@@ -52,15 +57,23 @@ class FeedForward(MLPFeedForward):
 
 
 class Block(MLPBlock):
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.residual = config.residual
+
     def build_communication(self, config: Config) -> nn.Module:
         return MultiHeadAttention(config)
 
     def build_computation(self, config: Config) -> nn.Module:
         return FeedForward(config)
 
+    def join(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The residual path: a sub-layer's output is added to the stream (replaces it in the ablation)."""
+        return x + out if self.residual else out  # (B, T, C)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.sa(x)  # (B, T, C)
-        x = x + self.ffwd(x)  # (B, T, C)
+        x = self.join(x, self.sa(x))  # (B, T, C): communicate
+        x = self.join(x, self.ffwd(x))  # (B, T, C): compute
         return x
 
 

@@ -3,7 +3,10 @@
 What it adds: one causal self-attention head (Vaswani et al. 2017, "Attention Is All You Need").
 Each token emits a query ("what am I looking for?") and a key ("what do I contain?"); their dot
 products, masked so no token sees the future and normalised with a softmax, replace the uniform
-weights of the averaging stage; the tokens' values are then averaged with those weights.
+weights of the averaging stage; the tokens' values are then averaged with those weights. The
+logits are read off the head's output, as in the lecture (`lm_head(sa(x))`): attention can weigh
+the current character itself, so the token's own vector no longer needs to sit beside it, and
+there is no residual stream yet (that is the residual stage).
 The scores are scaled by head_size ** -0.5 so that at initialisation they have unit variance and
 the softmax does not saturate (the lecture's first version scaled by n_embd ** -0.5, a bug).
 
@@ -54,7 +57,13 @@ class Block(AveragingBlock):
     def build_communication(self, config: Config) -> nn.Module:
         return Head(config, head_size=config.n_embd)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sa(x)  # (B, T, C): attention replaces the average and the token's own vector
+
 
 class Model(AveragingModel):
     def build_block(self, config: Config) -> nn.Module:
         return Block(config)
+
+    def build_head(self, config: Config) -> nn.Module:
+        return nn.Linear(config.n_embd, config.vocab_size)  # reads the attention output

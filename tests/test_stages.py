@@ -77,12 +77,12 @@ def test_config_fields_accumulate_along_the_ladder():
     import dataclasses
 
     fields = {n: [f.name for f in dataclasses.fields(STAGES[n].Config)] for n in STAGE_NAMES}
-    assert fields["bigram"] == ["vocab_size", "block_size"]
-    assert fields["averaging"] == ["vocab_size", "block_size", "n_embd"]
+    assert fields["bigram"] == ["vocab_size", "block_size", "init"]
+    assert fields["averaging"] == ["vocab_size", "block_size", "init", "n_embd"]
     assert fields["single_head"] == fields["averaging"]
     assert fields["multi_head"] == fields["averaging"] + ["n_head"]
     assert fields["mlp"] == fields["multi_head"]
-    assert fields["residual"] == fields["multi_head"] + ["n_layer"]
+    assert fields["residual"] == fields["multi_head"] + ["n_layer", "residual"]
     assert fields["layernorm"] == fields["residual"]
     assert fields["dropout"] == fields["residual"] + ["dropout"]
     assert fields["scaled"] == fields["dropout"]
@@ -113,8 +113,8 @@ def test_forward_shapes_and_loss(stage):
 
 
 @per_stage
-def test_initial_loss_is_uniform_guess(stage):
-    model = tiny_model(stage).eval()
+def test_initial_loss_is_uniform_guess_with_gpt2_init(stage):
+    model = tiny_model(stage, init="gpt2").eval()
     idx, targets = _tokens(32, TINY["block_size"], 3), _tokens(32, TINY["block_size"], 4)
     with torch.no_grad():
         _, loss = model(idx, targets)
@@ -157,6 +157,64 @@ def test_bigram_uses_no_context():
     changed[:, :-1] = (changed[:, :-1] + 5) % VOCAB  # everything but the last token
     with torch.no_grad():
         assert torch.equal(model(idx)[0][:, -1], model(changed)[0][:, -1])
+
+
+@per_stage
+def test_init_is_a_setting(stage):
+    """'gpt2' draws every weight matrix from N(0, 0.02); 'pytorch' keeps each layer's own default."""
+    gpt2, pytorch = tiny_model(stage, init="gpt2"), tiny_model(stage, init="pytorch")
+    embedding = gpt2.token_embedding_table.weight
+    assert abs(embedding.std().item() - 0.02) < 0.004
+    assert abs(pytorch.token_embedding_table.weight.std().item() - 1.0) < 0.1  # nn.Embedding's N(0, 1)
+    for (name, a), (_, b) in zip(gpt2.named_modules(), pytorch.named_modules()):
+        if isinstance(a, nn.Linear):
+            bound = a.in_features ** -0.5  # nn.Linear's default: uniform in +-1/sqrt(fan_in)
+            assert b.weight.abs().max() <= bound + 1e-6 and b.weight.std() > 0.3 * bound, name
+            assert abs(a.weight.std().item() - 0.02) < 0.01, name
+    with pytest.raises(LadderError, match="init must be one of pytorch, gpt2"):
+        tiny_configs(stage, init="xavier")
+
+
+# The rungs before `residual` read the logits off their last sub-layer, with no residual stream:
+# zeroing the attention's value weights leaves nothing of the input for the head to read.
+NO_STREAM = ["single_head", "multi_head", "mlp"]
+
+
+def _zero_values(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("sa.value.weight"):
+                p.zero_()
+    return model
+
+
+@pytest.mark.parametrize("stage", NO_STREAM + ["residual", "layernorm", "dropout"])
+def test_only_a_residual_stream_carries_the_input_past_the_attention(stage):
+    model = _zero_values(_randomise(tiny_model(stage), seed=11, std=0.3)).eval()
+    idx = _tokens(4, TINY["block_size"], 12)
+    other = (idx + 7) % VOCAB
+    with torch.no_grad():
+        same = torch.allclose(model(idx)[0], model(other)[0], atol=1e-6)
+    assert same == (stage in NO_STREAM)
+
+
+def test_the_residual_ablation_removes_the_stream():
+    model = _zero_values(_randomise(tiny_model("residual", residual=False), seed=11, std=0.3)).eval()
+    idx = _tokens(4, TINY["block_size"], 12)
+    with torch.no_grad():
+        assert torch.allclose(model(idx)[0], model((idx + 7) % VOCAB)[0], atol=1e-6)
+
+
+def test_averaging_reads_the_token_beside_its_average_as_an_explicit_loop():
+    """logits_t = lm_head(cat[x_t, mean(x_0..x_t)]), with x = token + position embedding."""
+    model = _randomise(tiny_model("averaging"), seed=13, std=0.3).double().eval()
+    idx = _tokens(3, TINY["block_size"], 14)
+    with torch.no_grad():
+        x = model.token_embedding_table(idx) + model.position_embedding_table.weight[: idx.shape[1]]
+        for t in range(idx.shape[1]):
+            average = x[:, : t + 1].mean(dim=1)  # (B, C)
+            expected = model.lm_head(torch.cat([x[:, t], average], dim=-1))  # (B, vocab)
+            assert torch.allclose(model(idx)[0][:, t], expected, atol=1e-6)  # the weights 1/(t+1) are fp32
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,15 +284,15 @@ def test_batched_heads_equal_separate_heads(n_head):
 V, T8, C, H4 = VOCAB, 8, 16, 64  # H4: the residual stage's feed-forward width, 4 * n_embd
 BIGRAM_PARAMS = {"token_embedding_table.weight": (V, V)}
 PARAMETER_STEPS = {
-    "averaging": dict(
-        added={"position_embedding_table.weight": (T8, C), "lm_head.weight": (V, C), "lm_head.bias": (V,)},
+    "averaging": dict(  # the head reads the token's vector and the average side by side: 2C wide
+        added={"position_embedding_table.weight": (T8, C), "lm_head.weight": (V, 2 * C), "lm_head.bias": (V,)},
         removed=set(),
         changed={"token_embedding_table.weight": (V, C)},
     ),
-    "single_head": dict(
+    "single_head": dict(  # the head reads the attention output alone: C wide
         added={"blocks.0.sa.key.weight": (C, C), "blocks.0.sa.query.weight": (C, C),
                "blocks.0.sa.value.weight": (C, C)},
-        removed=set(), changed={},
+        removed=set(), changed={"lm_head.weight": (V, C)},
     ),
     "multi_head": dict(added={}, removed=set(), changed={}),  # the same weights, split into heads
     "mlp": dict(
@@ -323,10 +381,10 @@ def test_every_parameter_is_used(stage):
 
 # What one block of each stage computes, written out from its sub-modules.
 BLOCK_FORMULAS = {
-    "averaging": lambda b, x: x + b.sa(x),
-    "single_head": lambda b, x: x + b.sa(x),
-    "multi_head": lambda b, x: x + b.sa(x),
-    "mlp": lambda b, x: (lambda h: h + b.ffwd(h))(x + b.sa(x)),
+    "averaging": lambda b, x: torch.cat([x, b.sa(x)], dim=-1),
+    "single_head": lambda b, x: b.sa(x),
+    "multi_head": lambda b, x: b.sa(x),
+    "mlp": lambda b, x: b.ffwd(b.sa(x)),
     "residual": lambda b, x: (lambda h: h + b.ffwd(h))(x + b.sa(x)),
     "layernorm": lambda b, x: (lambda h: h + b.ffwd(b.ln2(h)))(x + b.sa(b.ln1(x))),
     "dropout": lambda b, x: (lambda h: h + b.ffwd(b.ln2(h)))(x + b.sa(b.ln1(x))),
