@@ -4,7 +4,8 @@
     python runner.py                       # the whole ladder under the default profile
     python runner.py --stage residual      # one stage (several: --stage mlp residual)
     python runner.py --list                # the stages, what each adds, parameter counts
-    python runner.py --sample --stage residual --prompt "ROMEO:"
+    python runner.py --sample --stage residual --prompt "ROMEO:"   # also --num-samples, --sample-seed
+    python runner.py --show dropout        # the assembled model, and the stage file of each piece
     python runner.py --chart               # redraw table and chart from saved results
 
 The command line only: parse, check, dispatch, print. What it dispatches to lives in common/:
@@ -40,8 +41,8 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {value}")
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers below 2**32, got {value}")
     return value
 
 
@@ -54,7 +55,10 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
                       help=f"stage(s) to train or sample, in any order; one of: {', '.join(stage_names)}")
     what.add_argument("--all", action="store_true", help="train the whole ladder in order (the default when no --stage)")
     what.add_argument("--list", action="store_true", help="list the stages: name, what it adds, parameters under the profile")
-    what.add_argument("--sample", action="store_true", help="print text from a trained stage's checkpoint (no training)")
+    what.add_argument("--show", choices=stage_names, metavar="STAGE",
+                      help="print a stage's assembled model as a tree: modules, the stage file defining each, shapes")
+    what.add_argument("--sample", action="store_true",
+                      help="print text from a trained stage: its checkpoint, else the committed weights (no training)")
     what.add_argument("--chart", "--report", dest="chart", action="store_true",
                       help="redraw ladder.csv/.md, loss_ladder.png and samples.md from saved results (no training)")
     how = p.add_argument_group("how to train")
@@ -75,22 +79,17 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
     how.add_argument("--out", default=str(ROOT / "results"), help="results folder (default: results/)")
     how.add_argument("--no-progress", action="store_true", help="no progress bars")
-    smp = p.add_argument_group("sampling (with --sample)")
-    smp.add_argument("--tokens", type=int, default=500, help="characters to generate (default 500)")
-    smp.add_argument("--temperature", type=float, default=1.0, help="softmax temperature, > 0 (default 1.0)")
+    smp = p.add_argument_group("sampling (with --sample; --seeds picks the training seed's checkpoint)")
+    smp.add_argument("--num-samples", type=int, default=1, help="samples to print (default 1)")
+    smp.add_argument("--sample-seed", type=_seed, default=0, help="seed of the first sample (default 0: "
+                     "the same options print the same text; sample i uses this seed + i)")
+    smp.add_argument("--tokens", type=int, default=500, help="characters to generate per sample (default 500)")
+    smp.add_argument("--temperature", type=float, default=1.0, help="softmax temperature, 0.01 to 100 (default 1.0)")
     smp.add_argument("--top-k", type=int, help="sample only from the k most likely characters")
-    smp.add_argument("--prompt", default="", help="text to start from (default: a newline)")
+    prompt = smp.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", help="text to start from (default: a newline)")
+    prompt.add_argument("--prompt-file", help="read the text to start from from this file")
     return p
-
-
-def list_stages(stages, profile, overrides, dataset) -> None:
-    from common.profiles import make_configs, settings_for
-    vocab = dataset.tokenizer.vocab_size
-    print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {profile.name})")
-    for i, (name, stage) in enumerate(stages.items(), 1):
-        model_config, _ = make_configs(stage.Config, settings_for(profile, name, overrides), vocab)
-        params = sum(p.numel() for p in stage.Model(model_config).parameters())
-        print(f"{i:>2}  {name:<12} {params:>11,}  {stage.adds}")
 
 
 def resume_command(argv: list[str]) -> str:
@@ -130,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str], stop: Stop) -> int:
     from common.profiles import PROFILES
-    from stages import STAGE_NAMES, STAGES
+    from stages import STAGE_NAMES
 
     parser = build_parser(STAGE_NAMES, list(PROFILES))
     args = parser.parse_args(argv)
     import torch
+
+    from stages import STAGES
 
     from common.profiles import get_profile, parse_overrides
 
@@ -153,24 +154,31 @@ def _main(argv: list[str], stop: Stop) -> int:
     if not seeds or any(s < 0 for s in seeds):
         raise LadderError(f"--seeds needs one or more non-negative integers, got {' '.join(map(str, seeds)) or 'none'}")
     seeds = list(dict.fromkeys(seeds))
+    if not args.out.strip():
+        raise LadderError("--out must name a folder, got an empty string")
     if args.jobs is not None and args.jobs < 1:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
     names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     folder = results_folder(args.out, profile.name, overrides)
 
-    if args.list:
+    if args.list or args.show:
         from common.data import load_dataset
-        list_stages(stages, profile, overrides, load_dataset(args.data))
+        from common.show import list_stages, show_stage
+        vocab_size = load_dataset(args.data).tokenizer.vocab_size
+        if args.show:
+            show_stage(stages, args.show, profile, overrides, vocab_size)
+        else:
+            list_stages(stages, profile, overrides, vocab_size)
         return 0
     if args.sample:
         if not args.stage or len(args.stage) != 1:
             raise LadderError("--sample needs exactly one --stage, e.g. --sample --stage residual")
-        if args.tokens < 0:
-            raise LadderError(f"--tokens must not be negative, got {args.tokens}")
-        from common.sampling import print_sample
-        print_sample(folder, stages[args.stage[0]], profile.name, seeds[0], args.device, tokens=args.tokens,
-                     prompt=args.prompt, temperature=args.temperature, top_k=args.top_k)
+        from common.sampling import print_samples, read_prompt
+        print_samples(folder, stages[args.stage[0]], profile.name, seeds[0], args.device, seed_given=bool(args.seeds),
+                      tokens=args.tokens, prompt=read_prompt(args.prompt, args.prompt_file),
+                      temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
+                      sample_seed=args.sample_seed)
         return 0
     if args.chart:
         from common.report import has_results, write_report
@@ -192,15 +200,18 @@ def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: 
     from common.distributed import check_batch, finish, join
     from common.io import remove_stale_temporaries
     from common.jobs import default_jobs, train_all
+    from common.memory import check_fits
     from common.report import write_report
     from common.run import RunContext, RunOptions, code_fingerprint, stage_configs
 
     world, device = join(args.jobs, args.device)
     try:
         dataset = load_dataset(args.data)
-        for name in names:  # check every configuration before any training starts
-            check_batch(stage_configs(profile, stages[name], overrides, dataset)[2].batch_size, world, name)
+        configs = {name: stage_configs(profile, stages[name], overrides, dataset)[1:] for name in names}
         device = device or pick_device(args.device)  # fail early on a bad --device
+        for name, (model_config, train_config) in configs.items():  # every check before any training starts
+            check_batch(train_config.batch_size, world, name)
+            check_fits(model_config, train_config.batch_size, device, name)
         options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
                              progress=not args.no_progress)
         ctx = RunContext(options, profile, stages, dataset, device, code_fingerprint(), world)

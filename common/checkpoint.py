@@ -44,8 +44,12 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, state: T
         "complete": complete,  # False while training, True once max_iters are done
         **(extra or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+    except (RuntimeError, OSError) as exc:  # torch.save reports a full disk as a RuntimeError
+        raise LadderError(f"cannot write checkpoint {path} ({str(exc).splitlines()[0]}): free some disk space or "
+                          f"fix the permissions, then run again with --resume") from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, stage: str | None = None, profile: str | None = None,
@@ -59,7 +63,7 @@ def load_checkpoint(path: str | os.PathLike, *, stage: str | None = None, profil
     if not path.is_file():
         raise LadderError(f"no checkpoint at {path}: train the stage first (python runner.py --stage {stage or '<stage>'})")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as exc:  # a damaged or foreign file
         raise LadderError(f"checkpoint {path} cannot be read ({type(exc).__name__}): delete it and train again "
                           f"with --force") from None

@@ -135,13 +135,27 @@ def locate_corpus(path: str | os.PathLike | None = None, download_if_missing: bo
     return download(CORPUS_URL, CACHE_PATH)
 
 
+MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: a character-level corpus beyond this would not fit the models here
+
+
 def read_corpus(path: str | os.PathLike | None = None) -> str:
-    """The corpus text, with a clear error for a directory, an unreadable, empty or non-UTF-8 file."""
+    """The corpus text, with a clear error for a directory, a FIFO or device, a file over 1 GiB, an
+    unreadable, empty or non-UTF-8 file."""
     path = locate_corpus(path)
     if path.is_dir():
         raise LadderError(f"corpus path {path} is a directory: pass the path of a text file with --data")
+    if not path.is_file():  # a FIFO would block forever, a device such as /dev/zero never ends
+        raise LadderError(f"corpus path {path} is not a regular file (a pipe or a device?): pass the path of a "
+                          f"text file with --data")
     try:
-        raw = path.read_bytes()
+        if path.stat().st_size > MAX_CORPUS_BYTES:
+            raise LadderError(f"corpus file {path} is {path.stat().st_size / 2**30:.1f} GiB, over the 1 GiB this "
+                              f"tool reads: pass a smaller text with --data")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CORPUS_BYTES + 1)
+        if len(raw) > MAX_CORPUS_BYTES:
+            raise LadderError(f"corpus file {path} holds more than the 1 GiB this tool reads: pass a smaller "
+                              f"text with --data")
     except OSError as exc:
         raise LadderError(f"cannot read corpus file {path} ({exc.strerror}): check its permissions or pass another with --data")
     if not raw.strip():

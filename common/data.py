@@ -4,6 +4,7 @@ Where the corpus text comes from is `common/corpus.py`.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -65,7 +66,11 @@ def make_dataset(text: str, train_fraction: float = 0.9) -> Dataset:
 
 
 def load_dataset(path: str | os.PathLike | None = None) -> Dataset:
-    return make_dataset(read_corpus(path))
+    text = read_corpus(path)
+    if len(set(text)) < 2:
+        raise LadderError(f"the corpus has only one distinct character ({text[0]!r}): there is nothing to predict; "
+                          f"pass a real text with --data")
+    return make_dataset(text)
 
 
 def check_block_size(dataset: Dataset, block_size: int) -> None:
@@ -74,8 +79,15 @@ def check_block_size(dataset: Dataset, block_size: int) -> None:
         raise LadderError(f"block_size must be positive, got {block_size}")
     shortest = min(len(dataset.train), len(dataset.val))
     if block_size + 1 > shortest:
+        total = len(dataset.train) + len(dataset.val)
+        needed = math.ceil((block_size + 1) / 0.1) + 1  # the validation split (10%) must hold block_size + 1
+        if shortest < 2:
+            raise LadderError(f"the corpus is too short ({total} characters): its validation split (the last 10%) "
+                              f"must hold block_size + 1 characters, so block_size {block_size} needs at least "
+                              f"{needed} characters; pass a longer text with --data")
         raise LadderError(f"block_size {block_size} is too large for this corpus: the shorter split has only "
-                          f"{shortest} tokens; use block_size of at most {shortest - 1} or a longer corpus")
+                          f"{shortest} tokens; use block_size of at most {shortest - 1} or a corpus of at least "
+                          f"{needed} characters")
 
 
 def get_batch(data: torch.Tensor, block_size: int, batch_size: int,

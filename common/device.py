@@ -1,7 +1,6 @@
 """Choosing the device and seeding every random number generator."""
 from __future__ import annotations
 
-import functools
 import os
 import random
 
@@ -44,34 +43,17 @@ def set_seed(seed: int) -> None:
         pass
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:  # not Linux: assume no
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-@functools.lru_cache(maxsize=None)  # asked every training step: answer once per device
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The dtype to autocast matmuls to (None: plain fp32) for a TrainConfig.precision on a device.
+    """The dtype to autocast matmuls to (None: plain fp32) for a resolved precision, "fp32" or "bf16".
 
-    'auto' picks bf16 where the hardware does it natively (CUDA with bf16 support, a CPU with
-    AVX512-BF16 or AMX) and fp32 elsewhere: emulated bf16 is slower, not faster. Weights, the
-    optimizer and the loss stay fp32 (mixed precision).
+    "auto" is resolved by measurement first (common/precision.py). Weights, the optimizer and the
+    loss stay fp32 (mixed precision).
     """
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
-    return None
+    raise ValueError(f"precision {precision!r} must be resolved to fp32 or bf16 first (common.precision)")
 
 
 def device_name(device: torch.device) -> str:

@@ -59,12 +59,14 @@ class Stop:
 
 def train_all(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jobs: int = 1) -> bool:
     """Train every (stage, seed), in `jobs` parallel processes; returns False if interrupted."""
-    if jobs <= 1 or len(tasks) <= 1:
+    if jobs > 1 and len(tasks) > 1:
+        return train_parallel(ctx, tasks, stop, jobs)
+    with LadderProgress(ctx, tasks, "ladder") as progress:
         for stage, seed in tasks:
-            if stop() or not train_run(ctx, stage, seed, stop):
+            if stop() or not train_run(ctx, stage, seed, stop, progress):
                 return False
-        return True
-    return train_parallel(ctx, tasks, stop, jobs)
+            progress.finished(stage, seed)
+    return True
 
 
 def run_cost(ctx: RunContext, stage: str) -> int:
@@ -72,6 +74,44 @@ def run_cost(ctx: RunContext, stage: str) -> int:
     _, model_config, train_config = stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)
     params = sum(p.numel() for p in ctx.stages[stage].Model(model_config).parameters())
     return params * train_config.max_iters * train_config.batch_size * model_config.block_size
+
+
+class LadderProgress:
+    """The ladder's progress bar, by work (parameters x tokens) rather than steps, since a scaled step
+    costs a hundred bigram steps: so its rate and time left mean something. A reused run counts as done."""
+
+    def __init__(self, ctx: RunContext, tasks: list[tuple[str, int]], desc: str):
+        from tqdm import tqdm
+        steps = {stage: stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)[2].max_iters
+                 for stage in {stage for stage, _ in tasks}}
+        costs = {stage: run_cost(ctx, stage) for stage in steps}
+        self.cost = {task: costs[task[0]] for task in tasks}
+        self.steps = {task: steps[task[0]] for task in tasks}
+        self.done: dict[tuple[str, int], float] = {}
+        self.total = sum(self.cost.values()) or 1
+        self.bar = tqdm(total=100.0, desc=desc, dynamic_ncols=True, disable=not ctx.options.progress,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+
+    def _show(self) -> None:
+        self.bar.n = 100.0 * sum(self.done.values()) / self.total
+        self.bar.refresh()
+
+    def put(self, report: tuple[str, int, int, float]) -> None:
+        """A run's evaluation: (stage, seed, step, val_loss), as train_run reports it."""
+        stage, seed, step, val = report
+        self.done[(stage, seed)] = self.cost[(stage, seed)] * min(1.0, step / self.steps[(stage, seed)])
+        self.bar.set_postfix_str(f"{stage} s{seed} step {step} val {val:.3f}", refresh=False)
+        self._show()
+
+    def finished(self, stage: str, seed: int) -> None:
+        self.done[(stage, seed)] = self.cost[(stage, seed)]
+        self._show()
+
+    def __enter__(self) -> "LadderProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def default_jobs(device) -> int:
@@ -131,28 +171,23 @@ def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jo
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from tqdm import tqdm
-
     tasks = sorted(tasks, key=lambda task: run_cost(ctx, task[0]), reverse=True)
-    total_steps = sum(stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)[2].max_iters
-                      for stage, _ in tasks)
     context = mp.get_context("spawn")
     cancel, progress = context.Event(), context.Queue()  # workers send (stage, seed, step, val) per evaluation
     pool, futures = _start_pool(ctx, tasks, jobs, cancel, progress)
     ok, pending = True, set(futures)
-    bar = tqdm(total=total_steps, desc=f"ladder ({jobs} at a time)", unit="step", dynamic_ncols=True,
-               disable=not ctx.options.progress)
-    reached: dict[tuple[str, int], int] = {}
+    task_of = dict(zip(futures, tasks))
+    bar = LadderProgress(ctx, tasks, f"ladder ({jobs} at a time)")
     try:
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             while not progress.empty():
-                stage, seed, step, val = progress.get_nowait()
-                bar.update(step - reached.get((stage, seed), 0))
-                reached[(stage, seed)] = step
-                bar.set_postfix_str(f"{stage} s{seed} step {step} val {val:.3f}")
+                bar.put(progress.get_nowait())
             for future in done:
-                ok = (not future.cancelled() and future.result()) and ok
+                finished = not future.cancelled() and future.result()
+                if finished:
+                    bar.finished(*task_of[future])
+                ok = finished and ok
             if stop() and not cancel.is_set():
                 cancel.set()  # running workers save a checkpoint at the end of their step
                 for future in pending:
@@ -166,7 +201,7 @@ def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jo
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+        bar.__exit__()
     return ok and not stop()
 
 

@@ -35,10 +35,26 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             print(f"skipping unreadable {path}", file=sys.stderr)
             continue
-        if record.get("stage") in stage_names:
+        if not is_run_record(record):
+            print(f"skipping {path}: not a finished run's record (retrain it with --force)", file=sys.stderr)
+            continue
+        if record["stage"] in stage_names:
             record["_dir"] = path.parent
             runs.append(record)
     return runs
+
+
+def is_run_record(record: Any) -> bool:
+    """Whether a run.json holds what the report reads (a finished run of this tool)."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return (isinstance(record, dict) and isinstance(record.get("stage"), str) and isinstance(record.get("seed"), int)
+            and number(record.get("params")) and number(record.get("train_seconds"))
+            and isinstance(record.get("device_name"), str)
+            and all(isinstance(record.get(k), dict) and number(record[k].get("val_loss")) and number(record[k].get("step"))
+                    for k in ("final", "best"))
+            and number(record["final"].get("train_loss")))
 
 
 def mean_curves(runs: list[dict[str, Any]], stage_names) -> dict[str, Any]:
@@ -54,15 +70,39 @@ def mean_curves(runs: list[dict[str, Any]], stage_names) -> dict[str, Any]:
 
 
 def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> str:
-    """samples.md: each stage's saved sample (its lowest seed), bigram to scaled."""
+    """samples.md: every rung continuing the same prompt (its lowest seed's sample), bigram to scaled."""
     lines = [f"# Samples — profile `{profile.name}`\n",
-             "300 characters from each stage (seed shown, temperature 1.0), bigram to scaled.\n"]
+             "Each rung continues the same prompt for 300 characters (sample seed 0, temperature 1.0), "
+             "bigram to scaled, so the improvement reads from top to bottom. More with "
+             f"`python runner.py --sample --stage STAGE --profile {profile.name}`.\n"]
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
-        lines.append(f"## {stage} (seed {record['seed']}, val loss {record['final']['val_loss']:.3f})\n\n"
+        lines.append(f"## {stage} (val loss {record['final']['val_loss']:.3f}, training seed {record['seed']})\n\n"
                      f"```text\n{text.strip()}\n```\n")
     return "\n".join(lines)
+
+
+def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> None:
+    """weights/<stage>.safetensors from each rung's lowest-seed checkpoint, where it is newer than the file.
+
+    A clone without checkpoints keeps the committed weights as they are."""
+    from common.checkpoint import load_checkpoint
+    from common.errors import LadderError
+    from common.sampling import export_weights as write_weights
+    from common.sampling import weights_key, weights_path
+    for stage in stage_names:
+        record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
+        checkpoint_path, target = record["_dir"] / "checkpoint.pt", weights_path(folder, stage)
+        if not checkpoint_path.exists() or weights_key(target) == record["key"]:
+            continue
+        try:
+            checkpoint = load_checkpoint(checkpoint_path, stage=stage)
+        except LadderError as exc:
+            print(f"not exporting the weights of {stage}: {exc}", file=sys.stderr)
+            continue
+        if checkpoint.get("key") == record["key"] and checkpoint.get("complete"):
+            write_weights(checkpoint, record, target)
 
 
 def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
@@ -93,6 +133,7 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
                       f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}",
                 show_lecture=profile.name == "lecture" and not overrides)
     write_text(folder / "samples.md", samples_page(runs, present, profile))
+    export_weights(folder, runs, present)
     columns = ["stage", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high", "verdict"]
     print(f"\n{to_markdown(table[columns])}")
-    print(f"wrote {folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md")
+    print(f"wrote {folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md, weights/")

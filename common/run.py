@@ -29,6 +29,7 @@ from common.errors import LadderError
 from common.profiles import Profile, make_configs, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
 
 
 def code_fingerprint() -> str:
@@ -133,6 +134,7 @@ class RunPlan:
     precision: str
     key: str
     folder: Path
+    key_parts: Mapping[str, Any]  # what the key covers, kept in checkpoints to say why one does not match
 
     @property
     def record_path(self) -> Path:
@@ -147,16 +149,23 @@ def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
     """The plan of a run; its key covers everything that decides its numbers."""
     import torch
 
-    from common.device import autocast_dtype
+    from common.precision import resolve_precision
     stage = ctx.stages[name]
     settings, model_config, train_config = stage_configs(ctx.profile, stage, ctx.options.overrides, ctx.dataset)
-    precision = str(autocast_dtype(ctx.device, train_config.precision) or torch.float32).removeprefix("torch.")
+    if train_config.precision == "auto":
+        with torch.random.fork_rng(devices=[]):  # building a model to measure must not move the run's seeds
+            probe_model = stage.Model(model_config)
+        precision = resolve_precision("auto", ctx.device, probe_model, train_config.batch_size)
+        train_config = dataclasses.replace(train_config, precision=precision)
+    precision = train_config.precision
     key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": ctx.fingerprint,
                                      "precision": precision, "vocabulary": ctx.dataset.tokenizer.chars,
                                      "n_train": len(ctx.dataset.train)},
                                     sort_keys=True).encode()).hexdigest()[:16]
+    data = hashlib.sha256(json.dumps([ctx.dataset.tokenizer.chars, len(ctx.dataset.train)]).encode()).hexdigest()[:16]
+    parts = {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": precision, "data": data}
     return RunPlan(stage, seed, settings, model_config, train_config, precision, key,
-                   run_dir(ctx.folder, name, seed))
+                   run_dir(ctx.folder, name, seed), parts)
 
 
 def reused(ctx: RunContext, plan: RunPlan) -> bool:
@@ -176,7 +185,11 @@ def reused(ctx: RunContext, plan: RunPlan) -> bool:
 
 
 def start_model(ctx: RunContext, plan: RunPlan):
-    """(model on the device, TrainState or None): a fresh model, or the checkpoint's when resuming it."""
+    """(model on the device, TrainState or None): a fresh model, or the checkpoint's when resuming it.
+
+    An interrupted run's checkpoint is never replaced silently: without --resume, or when it does not
+    match this run, the run is refused with what differs, and --force is the way to start over.
+    """
     from common.checkpoint import load_checkpoint, train_state_from
     from common.device import set_seed
     name, seed, path = plan.stage.name, plan.seed, plan.checkpoint_path
@@ -184,20 +197,23 @@ def start_model(ctx: RunContext, plan: RunPlan):
     model = plan.stage.Model(plan.model_config).to(ctx.device)
     if not path.exists() or ctx.options.force:
         return model, None
-    if not ctx.options.resume:
+    if ctx.options.resume:  # strict: another stage, profile or vocabulary is an error
+        checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
+    else:
         try:
             checkpoint = load_checkpoint(path)
-        except LadderError:
-            checkpoint = {}
-        if checkpoint.get("key") == plan.key and not checkpoint.get("complete"):
-            print(f"{name:<12} seed {seed}: an interrupted run stopped at step {checkpoint['step']}; "
-                  f"starting over (pass --resume to continue it)")
-        return model, None
-    # strict: a checkpoint that is not this run's is an error, not overwritten
-    checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
+        except LadderError:  # damaged: nothing in it can be continued
+            return model, None
+    if checkpoint.get("complete") and not (ctx.options.resume and checkpoint.get("key") == plan.key):
+        return model, None  # a finished run's weights: retraining replaces them with its record
     if checkpoint.get("key") != plan.key:
-        print(f"{name:<12} seed {seed}: the saved checkpoint is from other settings, data or code; starting over")
-        return model, None
+        raise LadderError(f"checkpoint {path} holds an interrupted run (step {checkpoint['step']}) made with "
+                          f"{mismatch(checkpoint.get('key_parts'), plan.key_parts)}: continue it with those, or "
+                          f"start over with --force (which replaces it)")
+    if not ctx.options.resume:
+        raise LadderError(f"an interrupted run of {name}, seed {seed} (step {checkpoint['step']} of "
+                          f"{plan.train_config.max_iters}) is saved in {path}: continue it with --resume, or start "
+                          f"over with --force")
     saved_on = checkpoint.get("device_type", ctx.device.type)
     if saved_on != ctx.device.type:
         raise LadderError(f"checkpoint {path} was trained on {saved_on}, this run uses {ctx.device.type}: resume "
@@ -209,6 +225,26 @@ def start_model(ctx: RunContext, plan: RunPlan):
     state = train_state_from(checkpoint)
     print(f"{name:<12} seed {seed}: resuming from step {state.step} of {plan.train_config.max_iters}")
     return model, state
+
+
+def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
+    """What differs between a checkpoint's key parts and this run's, in words."""
+    if not isinstance(saved, Mapping):
+        return "other settings, data or code"
+    said = []
+    settings = [f"{k} {saved['settings'].get(k)!r} (now {v!r})" for k, v in wanted["settings"].items()
+                if saved.get("settings", {}).get(k) != v]
+    if settings:
+        said.append("other settings: " + ", ".join(settings))
+    if saved.get("seed") != wanted["seed"]:
+        said.append(f"seed {saved.get('seed')} (now {wanted['seed']})")
+    if saved.get("data") != wanted["data"]:
+        said.append("other data (the corpus has changed; pass the original with --data)")
+    if saved.get("code") != wanted["code"]:
+        said.append("other code (this GPT Ladder has changed since)")
+    if saved.get("precision") != wanted["precision"]:
+        said.append(f"precision {saved.get('precision')} (now {wanted['precision']})")
+    return "; ".join(said) or "other settings, data or code"
 
 
 def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[], bool], progress=None):
@@ -228,7 +264,8 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
             return
         save_checkpoint(path, model=m, state=st, stage=name, profile=ctx.profile.name, seed=seed,
                         train_config=cfg, vocabulary=ctx.dataset.tokenizer.chars,
-                        complete=st.step >= cfg.max_iters, extra={"key": plan.key, "device_type": ctx.device.type})
+                        complete=st.step >= cfg.max_iters, extra={"key": plan.key, "key_parts": plan.key_parts,
+                                                          "device_type": ctx.device.type})
         saved["step"] = st.step
 
     def on_eval(st, m, opt) -> None:
@@ -269,7 +306,9 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
     name, seed, cfg, mcfg = plan.stage.name, plan.seed, plan.train_config, plan.model_config
     model, state = result.model, result.state
     params = sum(p.numel() for p in model.parameters())
-    sample = sample_text(model, ctx.dataset.tokenizer, max_new_tokens=300, seed=seed)
+    tokenizer = ctx.dataset.tokenizer
+    prompt = SAMPLE_PROMPT if all(ch in tokenizer.stoi for ch in SAMPLE_PROMPT) else ""
+    sample = sample_text(model, tokenizer, max_new_tokens=300, prompt=prompt, seed=0)
     final, best = result.final, result.best_val
     tokens_per_second = result.tokens_per_second or (  # a run finished before this session: its average
         state.step * cfg.batch_size * mcfg.block_size / max(state.elapsed, 1e-9))

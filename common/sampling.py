@@ -1,45 +1,167 @@
-"""Text from a trained run: load its checkpoint into its stage's model and sample."""
+"""Text from a trained rung: from a local checkpoint, or from the weights committed with the results.
+
+`results/<profile>/weights/<stage>.safetensors` holds one seed's weights per rung (the lowest
+seed's), in bf16, with what sampling needs in its metadata (stage, profile, seed, step, validation
+loss, model config, vocabulary, the run's key). The report writes them from the checkpoints, so a
+fresh clone can sample every rung without training. Loading them runs no code (safetensors).
+"""
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import LadderError
 from common.run import Stage, run_dir
 
+MAX_TOKENS = 100_000  # characters per sample: more is a mistake (it would take minutes on a CPU)
+MAX_SAMPLES = 100
 
-def load_trained_model(folder: Path, stage: Stage, profile: str, seed: int, device_request: str | None):
-    """(model on the device, tokenizer, checkpoint) of a saved run; a LadderError says how to get one."""
+
+def weights_path(folder: Path, stage: str) -> Path:
+    return folder / "weights" / f"{stage}.safetensors"
+
+
+def export_weights(checkpoint: dict[str, Any], record: dict[str, Any], path: Path) -> None:
+    """Write a run's weights (bf16) with the metadata sampling needs, atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    from common.io import atomic_path
+    tensors = {name: t.to(torch.bfloat16).contiguous() for name, t in checkpoint["model"].items()}
+    meta = {"stage": record["stage"], "profile": record["profile"], "seed": record["seed"], "key": record["key"],
+            "step": checkpoint["step"], "val_loss": record["final"]["val_loss"],
+            "model_config": checkpoint["model_config"], "vocabulary": checkpoint["vocabulary"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"gpt_ladder": json.dumps(meta)})
+
+
+def weights_key(path: Path) -> str | None:
+    """The run key recorded in a weights file (None if it is missing or unreadable)."""
+    try:
+        return _read_weights(path)[1].get("key")
+    except LadderError:
+        return None
+
+
+def _read_weights(path: Path):
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["gpt_ladder"])
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as exc:  # a damaged or foreign file
+        raise LadderError(f"weights file {path} cannot be read ({type(exc).__name__}): delete it, or retrain the "
+                          f"stage with --force") from None
+    return tensors, meta
+
+
+@dataclass
+class Trained:
+    """A model ready to sample, and where it came from (for the header)."""
+
+    model: Any
+    tokenizer: Any
+    source: str  # the file
+    kind: str  # "checkpoint", "interrupted checkpoint" or "committed weights, bf16"
+    seed: int
+    step: int
+    val_loss: float | None
+
+
+def _build(stage: Stage, model_config: dict, state: dict, path: Path, profile: str):
+    import torch
+    try:
+        model = stage.Model(stage.Config(**model_config))
+        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    except (TypeError, ValueError, RuntimeError, LadderError):
+        raise LadderError(f"{path} does not fit the {stage.name} model of this code: retrain it with "
+                          f"python runner.py --stage {stage.name} --profile {profile} --force") from None
+    return model
+
+
+def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given: bool) -> Trained:
+    """The run's checkpoint if there is one, else the committed weights (when they are of that seed)."""
     from common.checkpoint import load_checkpoint
     from common.data import CharTokenizer
-    from common.device import pick_device
 
     path = run_dir(folder, stage.name, seed) / "checkpoint.pt"
-    if not path.exists():
-        committed = (path.parent / "run.json").exists()  # results kept in git come without checkpoints
-        raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
-                          f"(looked for {path}): train it first with "
-                          f"python runner.py --stage {stage.name} --profile {profile} --seeds {seed}"
-                          + (" --force (its saved result has no checkpoint)" if committed else ""))
-    checkpoint = load_checkpoint(path, stage=stage.name, profile=profile)
-    tokenizer = CharTokenizer(checkpoint["vocabulary"])
+    if path.exists():
+        checkpoint = load_checkpoint(path, stage=stage.name, profile=profile)
+        model = _build(stage, checkpoint["model_config"], checkpoint["model"], path, profile)
+        curve = checkpoint.get("curve") or [{}]
+        return Trained(model, CharTokenizer(checkpoint["vocabulary"]), str(path),
+                       "checkpoint" if checkpoint.get("complete") else "interrupted checkpoint", seed,
+                       checkpoint["step"], curve[-1].get("val_loss"))
+    weights = weights_path(folder, stage.name)
+    if weights.exists():
+        tensors, meta = _read_weights(weights)
+        if meta.get("stage") != stage.name or (seed_given and meta.get("seed") != seed):
+            raise LadderError(f"no checkpoint for {stage.name} seed {seed} (looked for {path}), and the committed "
+                              f"weights {weights} are of seed {meta.get('seed')}: drop --seeds to sample them, or "
+                              f"train seed {seed} with python runner.py --stage {stage.name} --profile {profile} "
+                              f"--seeds {seed}")
+        model = _build(stage, meta["model_config"], tensors, weights, profile)
+        return Trained(model, CharTokenizer(meta["vocabulary"]), str(weights), "committed weights, bf16",
+                       meta["seed"], meta["step"], meta.get("val_loss"))
+    committed = (path.parent / "run.json").exists()
+    raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
+                      f"(looked for {path} and {weights}): train it first with "
+                      f"python runner.py --stage {stage.name} --profile {profile} --seeds {seed}"
+                      + (" --force (its saved result has no checkpoint)" if committed else ""))
+
+
+def read_prompt(prompt: str, prompt_file: str | None) -> str:
+    """The prompt: --prompt's text, or the contents of --prompt-file (UTF-8, at most 100,000 characters)."""
+    if prompt_file is None:
+        return prompt
+    path = Path(prompt_file)
+    if not path.is_file():
+        raise LadderError(f"--prompt-file {path} is not a file: pass the path of a text file")
     try:
-        model = stage.Model(stage.Config(**checkpoint["model_config"]))
-        model.load_state_dict(checkpoint["model"])
-    except (TypeError, ValueError, RuntimeError, LadderError):
-        raise LadderError(f"checkpoint {path} does not fit the {stage.name} model of this code: retrain it with "
-                          f"python runner.py --stage {stage.name} --profile {profile} --force") from None
-    return model.to(pick_device(device_request)), tokenizer, checkpoint
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_TOKENS + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LadderError(f"cannot read --prompt-file {path} ({exc}): pass a readable UTF-8 text file") from None
+    if len(text) > MAX_TOKENS:
+        raise LadderError(f"--prompt-file {path} holds more than {MAX_TOKENS:,} characters: use a shorter prompt")
+    return text
 
 
-def print_sample(folder: Path, stage: Stage, profile: str, seed: int, device_request: str | None, *,
-                 tokens: int, prompt: str, temperature: float, top_k: int | None) -> None:
-    """Print `tokens` characters from a saved run (a header line goes to stderr)."""
-    from common.generate import sample_text
+def check_options(tokens: int, num_samples: int, temperature: float, top_k: int | None) -> None:
+    from common.generate import check_sampling
+    if not 0 <= tokens <= MAX_TOKENS:
+        raise LadderError(f"--tokens must be at most {MAX_TOKENS:,} (and not negative), got {tokens:,}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise LadderError(f"--num-samples must be from 1 to {MAX_SAMPLES}, got {num_samples}")
+    check_sampling(temperature, top_k)
 
-    model, tokenizer, checkpoint = load_trained_model(folder, stage, profile, seed, device_request)
-    text = sample_text(model, tokenizer, max_new_tokens=tokens, prompt=prompt, temperature=temperature,
-                       top_k=top_k, seed=seed)
-    note = "" if checkpoint.get("complete") else f" (interrupted run, step {checkpoint['step']})"
-    print(f"--- {stage.name}, profile {profile}, seed {seed}{note} ---", file=sys.stderr)
-    print(text)
+
+def print_samples(folder: Path, stage: Stage, profile: str, seed: int, device_request: str | None, *,
+                  seed_given: bool = False, tokens: int = 500, prompt: str = "", temperature: float = 1.0,
+                  top_k: int | None = None, num_samples: int = 1, sample_seed: int = 0) -> None:
+    """Stream `num_samples` samples to stdout as they are generated; the header line of each goes to stderr.
+
+    Sample i uses the seed sample_seed + i: the same options print the same text."""
+    from common.device import pick_device
+    from common.generate import stream_text
+
+    check_options(tokens, num_samples, temperature, top_k)
+    trained = load_trained(folder, stage, profile, seed, seed_given)
+    trained.tokenizer.encode(prompt)  # an unknown character is an error before anything is printed
+    model = trained.model.to(pick_device(device_request))
+    val = f", val loss {trained.val_loss:.3f}" if trained.val_loss is not None else ""
+    for i in range(num_samples):
+        print(f"--- {stage.name}, profile {profile}: {trained.source} ({trained.kind}; training seed {trained.seed}, "
+              f"step {trained.step}{val}); sample {i + 1} of {num_samples}, sample seed {sample_seed + i} ---",
+              file=sys.stderr, flush=True)
+        for n, piece in enumerate(stream_text(model, trained.tokenizer, tokens, prompt, temperature, top_k,
+                                              seed=sample_seed + i)):
+            sys.stdout.write(piece)
+            if piece == "\n" or n % 64 == 0:
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()

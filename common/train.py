@@ -5,6 +5,7 @@ gradients, `eval_iters` batches each), the loss curve, and a state that can be s
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: t
     x, y = get_batch(data, block_size, cfg.batch_size, generator)  # (B, T), (B, T): the global batch
     if rows is not None:
         x, y = x[rows], y[rows]  # (B / world_size, T): this rank's rows
-    dtype = autocast_dtype(data.device, cfg.precision)  # bf16 matmuls where the hardware is native
+    dtype = autocast_dtype(data.device, cfg.precision)  # bf16 matmuls when chosen (see common/precision.py)
     with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
         _, loss = model(x, y)
     optimizer.zero_grad(set_to_none=True)
@@ -147,7 +148,11 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     """
     from tqdm import tqdm
 
+    from common.precision import resolve_precision
+
     device = dataset.train.device
+    if cfg.precision == "auto":  # measured once per machine and model size, then cached
+        cfg = dataclasses.replace(cfg, precision=resolve_precision("auto", device, model, cfg.batch_size))
     block_size = model.config.block_size
     if device.type == "cuda":  # TF32 tensor cores for the fp32 matmuls autocast leaves
         torch.backends.cuda.matmul.allow_tf32 = True

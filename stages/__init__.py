@@ -1,19 +1,22 @@
 """The nine stages of the ladder, in order. Each module has `Config`, `Model`, `ADDS` and
-`LECTURE_VAL_LOSS`; each imports its predecessor's pieces and defines only its own."""
-from stages import averaging, bigram, dropout, layernorm, mlp, multi_head, residual, scaled, single_head
+`LECTURE_VAL_LOSS`; each imports its predecessor's pieces and defines only its own.
 
-STAGES = {
-    "bigram": bigram,
-    "averaging": averaging,
-    "single_head": single_head,
-    "multi_head": multi_head,
-    "mlp": mlp,
-    "residual": residual,
-    "layernorm": layernorm,
-    "dropout": dropout,
-    "scaled": scaled,
-}
-STAGE_NAMES = list(STAGES)
+`STAGE_NAMES` is plain data; `STAGES` (name -> module) imports the stage modules, and with them
+torch, on first use, so that `runner.py --help` answers at once.
+"""
+from __future__ import annotations
+
+import importlib
+
+STAGE_NAMES = ["bigram", "averaging", "single_head", "multi_head", "mlp", "residual", "layernorm", "dropout",
+               "scaled"]
+
+
+def __getattr__(name: str):
+    if name == "STAGES":
+        globals()["STAGES"] = {stage: importlib.import_module(f"stages.{stage}") for stage in STAGE_NAMES}
+        return globals()["STAGES"]
+    raise AttributeError(f"module 'stages' has no attribute {name!r}")
 
 
 def predecessor(name: str) -> str | None:

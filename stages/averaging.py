@@ -36,6 +36,11 @@ LECTURE_VAL_LOSS = None
 class Config(BigramConfig):
     n_embd: int = 32  # width of the token and position embeddings
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_embd <= 0:
+            raise ValueError(f"n_embd must be a positive integer, got {self.n_embd}")
+
 
 class CausalAverage(nn.Module):
     """Position t receives the uniform mean of positions 0..t, as one lower-triangular matmul."""

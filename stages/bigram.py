@@ -32,6 +32,8 @@ class Config:
     init: str = "pytorch"  # initial weights: "pytorch" (each layer's default) or "gpt2" (normal, std 0.02)
 
     def __post_init__(self) -> None:
+        if self.vocab_size < 2:
+            raise ValueError(f"the corpus has {self.vocab_size} distinct character(s); a model needs at least 2")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 

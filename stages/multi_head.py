@@ -34,7 +34,9 @@ class Config(AveragingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_head <= 0 or self.n_embd % self.n_head != 0:
+        if self.n_head <= 0:
+            raise ValueError(f"n_head must be a positive integer, got {self.n_head}")
+        if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
 

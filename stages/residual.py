@@ -37,6 +37,11 @@ class Config(MultiHeadConfig):
     n_layer: int = 3  # blocks stacked on the residual stream
     residual: bool = True  # False: the same stack without the residual paths (an ablation)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_layer <= 0:
+            raise ValueError(f"n_layer must be a positive integer, got {self.n_layer}")
+
 
 class MultiHeadAttention(PlainMultiHeadAttention):
     """The heads, concatenated, then projected back into the residual stream."""

@@ -1,13 +1,13 @@
 """Shared fixtures: the corpus, the dataset, and tiny configurations for every stage.
 
-The corpus is taken from $GPT_LADDER_DATA, else from ../shared/data/tinyshakespeare.txt relative to
-the repository root. The tests never download anything: a missing corpus is a failure with a
-message saying where to put it.
+The corpus is found as the project finds it ($GPT_LADDER_DATA, the project's cache, the verified
+download), with ../shared/data/tinyshakespeare.txt beside the checkout (CI's copy) tried before the cache.
 """
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,10 @@ import torch
 torch.set_num_threads(int(os.environ.get("GPT_LADDER_TEST_THREADS", "1")))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# precision="auto" measures fp32 against bf16 once per machine and model size and caches the choice
+# (common/precision.py): the tests keep their own cache, apart from the user's (runner subprocesses inherit it).
+os.environ.setdefault("GPT_LADDER_CACHE", tempfile.mkdtemp(prefix="gpt-ladder-test-cache-"))
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -51,16 +55,18 @@ def tiny_model(stage: str, seed: int = 0, **overrides):
 
 @pytest.fixture(scope="session")
 def corpus_path() -> Path:
+    """The corpus as the project finds it: $GPT_LADDER_DATA, else ../shared beside the checkout (CI),
+    else the project's own cache data/tinyshakespeare.txt, else the verified download into that cache."""
+    from common.corpus import locate_corpus
+    from common.errors import LadderError
+
     explicit = os.environ.get(DATA_ENV)
-    path = Path(explicit).expanduser() if explicit else DEFAULT_CORPUS
-    if not path.is_file():
-        source = f"${DATA_ENV}" if explicit else "the default location"
-        pytest.fail(
-            f"Tiny Shakespeare corpus not found at {path} (from {source}): set {DATA_ENV} to the path "
-            f"of tinyshakespeare.txt, or place it at {DEFAULT_CORPUS}",
-            pytrace=False,
-        )
-    return path
+    try:
+        if not explicit and DEFAULT_CORPUS.is_file():
+            return DEFAULT_CORPUS
+        return locate_corpus(explicit or None)
+    except LadderError as exc:
+        pytest.fail(f"Tiny Shakespeare corpus not found: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,7 @@ CUDA = torch.cuda.is_available()
     (["--profile", "nope"], "invalid choice: 'nope'"),
     (["--stage", "transformer"], "invalid choice: 'transformer'"),
     (["--seeds"], "argument --seeds: expected at least one argument"),
-    (["--seeds", "-1"], "seeds must be non-negative integers, got -1"),
+    (["--seeds", "-1"], "seeds must be non-negative integers below 2**32, got -1"),
     (["--seeds", "two"], "seeds must be non-negative integers, got 'two'"),
     (["--set", "bogus=1"], "unknown hyperparameter 'bogus'"),
     (["--set", "n_layer=two"], "n_layer must be of type int"),

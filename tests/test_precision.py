@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from common.config import TrainConfig
-from common.device import autocast_dtype, cpu_has_fast_bf16
+from common.device import autocast_dtype
+from common.precision import cache_path, resolve_precision
 from common.errors import LadderError
 from common.train import estimate_loss, train
 from stages import STAGE_NAMES, STAGES
@@ -44,10 +45,56 @@ def test_precision_choice():
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
-    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_fast_bf16() else None)
-    assert autocast_dtype(torch.device("meta"), "auto") is None
+    with pytest.raises(ValueError, match="resolved"):
+        autocast_dtype(cpu, "auto")
     with pytest.raises(LadderError, match="precision"):
         TrainConfig(precision="fp16")
+
+
+class _Timer:
+    """A stand-in for the stopwatch: bf16 takes `ratio` times as long as fp32; counts its calls."""
+
+    def __init__(self, ratio: float):
+        self.ratio, self.calls = ratio, 0
+
+    def __call__(self, model, batch_size, dtype) -> float:
+        self.calls += 1
+        return 0.01 * (self.ratio if dtype is torch.bfloat16 else 1.0)
+
+
+@pytest.mark.parametrize("ratio, expected", [(0.5, "bf16"), (1.6, "fp32")])
+def test_auto_takes_the_faster_precision_measured_once_and_says_so(tmp_path, monkeypatch, capsys, ratio, expected):
+    monkeypatch.setenv("GPT_LADDER_CACHE", str(tmp_path))
+    model = STAGES["layernorm"].Model(tiny_configs("layernorm")[0])
+    timer = _Timer(ratio)
+    assert resolve_precision("auto", torch.device("cpu"), model, 16, timer=timer) == expected
+    assert timer.calls >= 6 and "precision auto -> " in capsys.readouterr().out
+    again = _Timer(1 / ratio)  # a second call reads the cache: no probe, no message, the same answer
+    assert resolve_precision("auto", torch.device("cpu"), model, 16, timer=again) == expected
+    assert again.calls == 0 and capsys.readouterr().out == ""
+    assert cache_path().parent == tmp_path and expected in cache_path().read_text()
+    bigger = STAGES["layernorm"].Model(tiny_configs("layernorm", n_embd=128, n_head=4)[0])
+    assert resolve_precision("auto", torch.device("cpu"), bigger, 16, timer=again) != expected  # own shape class
+
+
+def test_an_explicit_precision_is_never_probed(monkeypatch):
+    model = STAGES["bigram"].Model(tiny_configs("bigram")[0])
+    timer = _Timer(0.5)
+    assert resolve_precision("fp32", torch.device("cpu"), model, 16, timer=timer) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu"), model, 16, timer=timer) == "bf16"
+    assert timer.calls == 0
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", torch.device("cuda"), model, 16, timer=timer) == "bf16"  # no probe on CUDA
+    assert timer.calls == 0
+
+
+def test_the_probe_leaves_the_random_numbers_of_the_run_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT_LADDER_CACHE", str(tmp_path))
+    model = STAGES["dropout"].Model(tiny_configs("dropout")[0])  # dropout draws random numbers
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    resolve_precision("auto", torch.device("cpu"), model, 4)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_evaluation_honours_precision(dataset):

@@ -1,0 +1,120 @@
+"""`precision = "auto"` decided by measurement, not by CPU flags.
+
+A CPU flag says bf16 instructions exist, not that they are fast: on one 2-core Xeon with
+AVX512-BF16 and no AMX a bf16 matmul ran at 0.6x fp32, on an AMD EPYC at 2x (issue 12). So on the
+CPU, the first run of a shape class on a machine times a few forward + backward passes of the
+run's own model at its own batch in fp32 and in bf16 autocast, alternately, and keeps the faster.
+The choice is cached per machine and shape class outside the repository
+(`$GPT_LADDER_CACHE`, default `~/.cache/gpt-ladder/precision.json`) and printed once.
+On CUDA, bf16 where the GPU supports it; elsewhere (MPS) fp32.
+
+A run's numbers depend on its precision, so the run records the resolved one in its reuse key.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+CACHE_ENV = "GPT_LADDER_CACHE"
+PROBE_SECONDS = 1.5  # the whole probe: both precisions, alternating
+
+
+def cache_path() -> Path:
+    folder = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gpt-ladder"
+    return Path(folder) / "precision.json"
+
+
+def machine_id() -> str:
+    """The CPU model, core count, thread count and PyTorch version: what decides the answer."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} | {os.cpu_count()} cores | {torch.get_num_threads()} threads | torch {torch.__version__}"
+
+
+def shape_class(model: torch.nn.Module, batch_size: int) -> str:
+    """Runs whose sizes round to the same powers of two share a choice."""
+    config = model.config
+    sizes = dict(params=sum(p.numel() for p in model.parameters()), tokens=batch_size * config.block_size,
+                 block=config.block_size)
+    return ",".join(f"{k}~2^{round(math.log2(max(v, 1)))}" for k, v in sizes.items())
+
+
+def _read_cache() -> dict:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(data: dict) -> None:
+    from common.io import write_json
+    try:
+        cache_path().parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache_path(), data)
+    except OSError:  # a read-only home: measure again next time
+        pass
+
+
+def time_step(model: torch.nn.Module, batch_size: int, dtype: torch.dtype | None) -> float:
+    """Seconds of one forward + backward pass at the run's shapes (random tokens), in autocast `dtype`."""
+    config = model.config
+    idx = torch.randint(config.vocab_size, (batch_size, config.block_size), generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        _, loss = model(idx, idx)
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def probe(model: torch.nn.Module, batch_size: int, timer: Callable = time_step) -> dict[str, float]:
+    """Median seconds per step in fp32 and in bf16, measured alternately for about PROBE_SECONDS."""
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    dtypes = {"fp32": None, "bf16": torch.bfloat16}
+    for name, dtype in dtypes.items():  # warm-up: first calls allocate and pick kernels
+        timer(model, batch_size, dtype)
+    deadline = time.perf_counter() + PROBE_SECONDS
+    while time.perf_counter() < deadline or len(times["bf16"]) < 3:
+        for name, dtype in dtypes.items():
+            times[name].append(timer(model, batch_size, dtype))
+        if len(times["bf16"]) >= 50:
+            break
+    model.zero_grad(set_to_none=True)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def resolve_precision(requested: str, device: torch.device, model: torch.nn.Module, batch_size: int,
+                      timer: Callable = time_step) -> str:
+    """'fp32' or 'bf16': the requested one, or for 'auto' the faster one here (see the module docstring)."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type != "cpu" or not hasattr(model.config, "vocab_size"):  # nothing to measure with: plain fp32
+        return "fp32"
+    key = f"{machine_id()} | {shape_class(model, batch_size)}"
+    cache = _read_cache()
+    if isinstance(cache.get(key), dict) and cache[key].get("choice") in ("fp32", "bf16"):
+        return cache[key]["choice"]
+    with torch.random.fork_rng(devices=[]):  # dropout in the probe must not move the run's random numbers
+        seconds = probe(model, batch_size, timer)
+    speedup = seconds["fp32"] / seconds["bf16"]
+    choice = "bf16" if speedup > 1.0 else "fp32"
+    cache[key] = {"choice": choice, "bf16_speedup": round(speedup, 3), "measured": time.strftime("%Y-%m-%d")}
+    _write_cache(cache)
+    what = (f"bf16 autocast: {speedup:.2f}x faster than fp32 here" if choice == "bf16" else
+            f"fp32: bf16 autocast runs at {speedup:.2f}x the speed of fp32 here")
+    print(f"precision auto -> {what} (measured once for this machine and model size; cached in {cache_path()})",
+          flush=True)
+    return choice

@@ -1,0 +1,127 @@
+"""A newcomer sees text from every rung in seconds (issue 13): committed weights, sampling options,
+`--show`, the samples page, progress by cost, and a fast --help."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_bad_input import assert_one_clear_line, run_main, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory, corpus_path) -> Path:
+    """A smoke ladder (bigram, mlp, scaled; seeds 0 and 1) as a fresh clone has it: no checkpoints."""
+    out = tmp_path_factory.mktemp("committed")
+    code, _, err = run_main("--profile", "smoke", "--stage", "bigram", "mlp", "scaled", "--data", str(corpus_path),
+                            "--out", str(out), "--jobs", "1")
+    assert code == 0, err
+    for path in out.rglob("checkpoint.pt"):
+        path.unlink()
+    return out
+
+
+def sample(out: Path, corpus: Path, *args: str):
+    return run_main("--sample", "--profile", "smoke", "--data", str(corpus), "--out", str(out), *args)
+
+
+def test_the_report_ships_one_seeds_weights_per_rung(committed):
+    weights = sorted(p.name for p in (committed / "smoke" / "weights").iterdir())
+    assert weights == ["bigram.safetensors", "mlp.safetensors", "scaled.safetensors"]
+    from safetensors import safe_open
+    with safe_open(str(committed / "smoke" / "weights" / "scaled.safetensors"), framework="pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.bfloat16 for k in f.keys())  # half the size of fp32
+        assert '"seed": 0' in f.metadata()["gpt_ladder"]
+
+
+def test_sampling_without_a_checkpoint_uses_the_committed_weights_and_says_so(committed, corpus_path):
+    before = snapshot(committed)
+    code, out, err = sample(committed, corpus_path, "--stage", "scaled", "--tokens", "60")
+    assert code == 0, err
+    assert "weights/scaled.safetensors (committed weights, bf16; training seed 0, step 30, val loss" in err
+    assert len(out) >= 60
+    assert snapshot(committed) == before  # sampling writes nothing
+
+
+def test_samples_are_reproducible_and_the_seed_changes_them(committed, corpus_path):
+    args = ["--stage", "mlp", "--tokens", "80", "--num-samples", "2", "--sample-seed", "7"]
+    first, second = sample(committed, corpus_path, *args), sample(committed, corpus_path, *args)
+    other = sample(committed, corpus_path, *args[:-1], "8")
+    assert first[0] == 0 and first[1] == second[1]
+    assert first[2].count("sample 1 of 2, sample seed 7") == 1 and "sample 2 of 2, sample seed 8" in first[2]
+    assert other[1] != first[1]
+    assert len(first[1].split("\n")) >= 2
+
+
+def test_a_prompt_from_a_file(committed, corpus_path, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("ROMEO:\n", encoding="utf-8")
+    code, out, err = sample(committed, corpus_path, "--stage", "bigram", "--tokens", "20", "--prompt-file", str(prompt))
+    assert code == 0, err and out.startswith("ROMEO:\n")
+    code, _, err = sample(committed, corpus_path, "--stage", "bigram", "--prompt", "A", "--prompt-file", str(prompt))
+    assert code == 2 and "not allowed with argument" in err
+
+
+def test_another_training_seed_without_its_checkpoint_says_what_exists(committed, corpus_path):
+    code, _, err = sample(committed, corpus_path, "--stage", "mlp", "--seeds", "1")
+    assert_one_clear_line(code, err, "are of seed 0: drop --seeds to sample them")
+
+
+def test_a_local_checkpoint_comes_first_and_the_header_names_it(tmp_path, corpus_path):
+    code, _, err = run_main("--profile", "smoke", "--stage", "bigram", "--seeds", "0", "--max-iters", "60",
+                            "--data", str(corpus_path), "--out", str(tmp_path))
+    assert code == 0, err
+    code, _, err = sample(tmp_path, corpus_path, "--stage", "bigram", "--max-iters", "60", "--tokens", "5")
+    checkpoint = next(tmp_path.glob("smoke-*/runs/bigram/seed0/checkpoint.pt"))
+    assert code == 0 and f"{checkpoint} (checkpoint; training seed 0, step 60, val loss" in err
+
+
+def test_the_samples_page_continues_one_prompt_on_every_rung(committed):
+    page = (committed / "smoke" / "samples.md").read_text(encoding="utf-8")
+    sections = page.split("\n## ")[1:]
+    assert [s.split(" ")[0] for s in sections] == ["bigram", "mlp", "scaled"]
+    assert all("```text\nJULIET:\n" in s for s in sections)
+
+
+def test_show_names_the_stage_file_of_every_piece(corpus_path):
+    code, out, err = run_main("--show", "dropout", "--profile", "cpu", "--data", str(corpus_path))
+    assert code == 0, err
+    assert "adds over layernorm: dropout" in out
+    for piece in ("stages/dropout.py", "single_head.py", "layernorm.py", "torch.nn"):
+        assert piece in out
+    assert "159,937" in out  # the parameters, as --list counts them
+    attention = next(line for line in out.splitlines() if "sa: MultiHeadAttention" in line)
+    assert attention.split()[-4:] == ["<", "multi_head.py", "<", "single_head.py"]
+
+
+def test_help_imports_no_torch():
+    code = ("import sys; sys.path.insert(0, %r); import runner\n"
+            "try:\n    runner.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'LIGHT')") % str(ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("LIGHT") and "--num-samples" in result.stdout
+
+
+def test_progress_counts_work_and_reused_runs_at_once(corpus_path):
+    from common.data import load_dataset
+    from common.jobs import LadderProgress, run_cost
+    from common.profiles import get_profile
+    from common.run import RunContext, RunOptions, Stage, code_fingerprint
+    from stages import STAGES
+
+    stages = {n: Stage.from_module(n, m) for n, m in STAGES.items()}
+    ctx = RunContext(RunOptions("smoke", {}, "unused", str(corpus_path), progress=False), get_profile("smoke"),
+                     stages, load_dataset(corpus_path), torch.device("cpu"), code_fingerprint())
+    tasks = [("bigram", 0), ("scaled", 0)]
+    progress = LadderProgress(ctx, tasks, "test")
+    share = run_cost(ctx, "scaled") / (run_cost(ctx, "scaled") + run_cost(ctx, "bigram"))
+    progress.finished("bigram", 0)  # reused: done at once
+    assert progress.bar.n == pytest.approx(100 * (1 - share))
+    progress.put(("scaled", 0, 15, 3.0))  # half its steps
+    assert progress.bar.n == pytest.approx(100 * (1 - share / 2))
+    assert share > 0.9  # a scaled step is far costlier than a bigram step: counting steps would mislead
