@@ -76,6 +76,8 @@ if str(ROOT) not in sys.path:
 # names, but never runs a torch operation: every measurement happens in a child.)
 
 REFERENCE = "reference"  # the name of the lecture's plain gpt.py in the table and in --stages
+NANOGPT = "nanogpt-shaped"  # a nanoGPT-shaped model of the same sizes (bench/nanogpt_shaped.py)
+REFERENCES = (REFERENCE, NANOGPT)
 
 # The nanoGPT CPU recipe (README of karpathy/nanoGPT: train_shakespeare_char on a MacBook):
 # 4 layers, 4 heads, n_embd 128, block 64, batch 12, lr 1e-3 with 100 warm-up steps and cosine
@@ -114,7 +116,7 @@ def settings_plan(device_type: str, quick: bool) -> list[dict[str, Any]]:
                 "stages": {stage: settings_for(profile, stage) for stage in STAGE_NAMES}}
 
     def scaled_and_reference(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, "stages": {"scaled": dict(settings), REFERENCE: dict(settings)}}
+        return {"name": name, "stages": {"scaled": dict(settings), REFERENCE: dict(settings), NANOGPT: dict(settings)}}
 
     if quick:
         return [profile_setting("smoke"), scaled_and_reference("recipe-tiny", QUICK_RECIPE)]
@@ -198,18 +200,31 @@ def _dataset(path: str | None):
     return _DATASET_CACHE[path]
 
 
-def build_model(stage: str, settings: dict[str, Any], vocab_size: int):
+def build_model(stage: str, settings: dict[str, Any], vocab_size: int, device: str = "cpu"):
     """(model, model config, TrainConfig) of a stage (or the reference) under `settings`."""
     from common.profiles import make_configs
     from stages import STAGES
 
-    if stage == REFERENCE:
-        from bench.reference import Model
+    if stage in REFERENCES:
+        if stage == REFERENCE:
+            from bench.reference import Model
+        else:
+            from bench.nanogpt_shaped import Model
         config_cls = STAGES["scaled"].Config  # same fields: vocab, block, n_embd, n_head, n_layer, dropout
     else:
         Model, config_cls = STAGES[stage].Model, STAGES[stage].Config
+    import dataclasses
+
+    import torch
+
+    from common.precision import resolve_precision
     model_config, train_config = make_configs(config_cls, settings, vocab_size)
-    return Model(model_config), model_config, train_config
+    model = Model(model_config)
+    if train_config.precision == "auto":  # what the runner would choose here (measured once, cached)
+        with torch.random.fork_rng(devices=[]):
+            precision = resolve_precision("auto", torch.device(device), model, train_config.batch_size)
+        train_config = dataclasses.replace(train_config, precision=precision)
+    return model, model_config, train_config
 
 
 def training_flops_per_token(model, block_size: int) -> tuple[int, float]:
@@ -223,6 +238,8 @@ def training_flops_per_token(model, block_size: int) -> tuple[int, float]:
         key = getattr(m, "key", None)
         if isinstance(key, nn.Linear) and isinstance(getattr(m, "query", None), nn.Linear):
             flops += 12.0 * block_size * key.out_features  # attention: QK^T and AV, fwd + bwd
+        elif isinstance(getattr(m, "qkv", None), nn.Linear):
+            flops += 12.0 * block_size * m.qkv.out_features // 3  # the same, for the fused projection
         elif type(m).__name__ == "CausalAverage":
             flops += 4.0 * block_size * model.config.n_embd  # wei @ x, forward and grad of x
     return n, flops
@@ -239,7 +256,8 @@ def measure_steps(task: dict[str, Any]) -> dict[str, Any]:
     dataset = _dataset(task["data"]).to(device)
     meter = MemoryMeter(device)
     torch.manual_seed(task["seed"])
-    model, config, train_config = build_model(task["stage"], task["settings"], dataset.tokenizer.vocab_size)
+    model, config, train_config = build_model(task["stage"], task["settings"], dataset.tokenizer.vocab_size,
+                                              task["device"])
     model.to(device).train()
     optimizer = make_optimizer(model, train_config)
     generator = torch.Generator(device=device).manual_seed(task["seed"])
@@ -274,6 +292,7 @@ def measure_steps(task: dict[str, Any]) -> dict[str, Any]:
         "batch_size": train_config.batch_size,
         "block_size": block_size,
         "max_iters": train_config.max_iters,
+        "precision": train_config.precision,
         "ms": ms,
         "ms_min": min(times) if times else None,
         "tokens_per_step": tokens,
@@ -297,7 +316,8 @@ def measure_training(task: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(task["device"])
     dataset = _dataset(task["data"]).to(device)
     set_seed(task["seed"])
-    model, config, train_config = build_model("scaled", task["settings"], dataset.tokenizer.vocab_size)
+    model, config, train_config = build_model("scaled", task["settings"], dataset.tokenizer.vocab_size,
+                                              task["device"])
     model.to(device)
     target, stop_at_target = task.get("target"), task.get("stop_at_target", True)
     reached: dict[str, Any] = {}
@@ -466,9 +486,16 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
     by_key = {(r["setting"], r["stage"]): r.get("result") for r in rows}
     for setting in dict.fromkeys(r["setting"] for r in rows):
         ref, scaled = by_key.get((setting, REFERENCE)), by_key.get((setting, "scaled"))
+        nano = by_key.get((setting, NANOGPT))
         if ref and scaled:
             lines.append(f"- **reference / scaled** at {setting}: {ref['ms']:.2f} ms / {scaled['ms']:.2f} ms = "
                          f"**{ref['ms'] / scaled['ms']:.2f}×** (the lecture's gpt.py is that many times slower)")
+        if nano and scaled:
+            lines.append(f"- **nanoGPT-shaped / scaled** at {setting}: {nano['ms']:.2f} ms / {scaled['ms']:.2f} ms = "
+                         f"**{nano['ms'] / scaled['ms']:.2f}×** (above 1: the project's step is faster)")
+        if scaled and scaled.get("precision"):
+            lines.append(f"- precision at {setting}: **{scaled['precision']}** for every row (`precision=auto`, "
+                         f"chosen by measurement on this machine: common/precision.py)")
         if scaled:
             lines.append(f"- scaled at {setting}: {scaled['max_iters']:,} steps × {scaled['ms']:.2f} ms = "
                          f"{scaled['max_iters'] * scaled['ms'] / 1000:,.1f} s of training steps (evaluations excluded)")
@@ -542,8 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               f"{default_threads()} here)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 50; --quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps before them (default 10; --quick 1)")
-    p.add_argument("--stages", nargs="+", choices=STAGE_NAMES + [REFERENCE], metavar="STAGE",
-                   help=f"only these rows: any of {', '.join(STAGE_NAMES + [REFERENCE])}")
+    p.add_argument("--stages", nargs="+", choices=STAGE_NAMES + list(REFERENCES), metavar="STAGE",
+                   help=f"only these rows: any of {', '.join(STAGE_NAMES + list(REFERENCES))}")
     p.add_argument("--settings", nargs="+", metavar="NAME",
                    help="only these settings (cpu: cpu nanogpt-recipe; cuda: gpu lecture nanogpt-recipe)")
     p.add_argument("--ceiling", choices=["fp32", "tf32", "bf16"], default="fp32",

@@ -35,7 +35,8 @@ class Profile:
 LECTURE_SMALL = dict(block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
                      learning_rate=1e-3, max_iters=5000, eval_interval=500, eval_iters=200, init="pytorch")
 LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, batch_size=64,
-                   learning_rate=3e-4, max_iters=5000, eval_interval=500, eval_iters=200, init="gpt2")
+                   learning_rate=3e-4, max_iters=5000, eval_interval=500, eval_iters=200, init="gpt2",
+                   fused_attention=True)  # the same function as the explicit form (tests), for GPUs
 
 # The cpu profile (issue 9): one setting for every rung. LayerNorm pays only where it has work to
 # do, so the rate is high (1e-2, warm-up 100, cosine to 1e-3), and the bigram then converges within
@@ -62,7 +63,7 @@ PROFILES: dict[str, Profile] = {
         # training text, far into overfitting without dropout. A starting point: no GPU has run it yet.
         hyperparams=_frozen(dict(block_size=256, n_embd=256, n_head=8, n_layer=6, dropout=0.2, batch_size=64,
                                  learning_rate=1e-3, warmup_iters=100, lr_decay=True, max_iters=3000,
-                                 eval_interval=500, eval_iters=100)),
+                                 eval_interval=500, eval_iters=100, init="pytorch", fused_attention=True)),
         stage_overrides=_frozen({"scaled": _frozen(LECTURE_GPT)}),
     ),
     "cpu": Profile(

@@ -30,6 +30,9 @@ def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, bat
     The batches are drawn from a generator seeded afresh each call, so every evaluation of a run
     (and every stage trained with the same seed and shapes) is scored on the same windows.
     """
+    if precision == "auto":  # the measured choice for this machine and model size (cached)
+        from common.precision import resolve_precision
+        precision = resolve_precision("auto", dataset.train.device, model, batch_size)
     was_training = model.training
     model.eval()
     out = {}

@@ -47,6 +47,9 @@ class MultiHeadAttention(ResidualMultiHeadAttention):
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self.attn_dropout(super().attention_weights(q, k))  # (..., T, T)
 
+    def attention_dropout(self) -> float:  # the fused kernel drops the same share of weights itself
+        return self.attn_dropout.p if self.training else 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resid_dropout(super().forward(x))  # (B, T, C)
 

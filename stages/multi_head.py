@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from stages.averaging import Config as AveragingConfig
 from stages.single_head import Block as SingleHeadBlock
+from stages.single_head import Config as SingleHeadConfig
 from stages.single_head import Head
 from stages.single_head import Model as SingleHeadModel
 
@@ -29,7 +29,7 @@ LECTURE_VAL_LOSS = 2.28
 
 
 @dataclass(frozen=True)
-class Config(AveragingConfig):
+class Config(SingleHeadConfig):
     n_head: int = 4  # attention heads; each has head_size = n_embd // n_head
 
     def __post_init__(self) -> None:
@@ -53,8 +53,7 @@ class MultiHeadAttention(Head):
         k = self.key(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         q = self.query(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = self.value(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        wei = self.attention_weights(q, k)  # (B, nh, T, T), scaled by hs ** -0.5
-        out = wei @ v  # (B, nh, T, hs)
+        out = self.attend(q, k, v)  # (B, nh, T, hs): every head at once, scaled by hs ** -0.5
         return out.transpose(1, 2).reshape(B, T, C)  # (B, T, nh * hs): the heads concatenated
 
 

@@ -158,8 +158,30 @@ def test_quick_benchmark_runs_end_to_end(corpus_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
     stages_in_table = {line.split("|")[2].strip() for line in table[2:]}
-    assert stages_in_table == set(STAGE_NAMES) | {"reference"}
+    assert stages_in_table == set(STAGE_NAMES) | {"reference", "nanogpt-shaped"}
     assert not any("failed" in line for line in table)
     assert "matmul ceiling" in proc.stdout and "reference / scaled" in proc.stdout
     assert "time to quality" in proc.stdout
     assert out.read_text(encoding="utf-8") in proc.stdout + "\n"
+
+
+def test_the_nanogpt_shaped_reference_is_a_working_gpt_of_the_same_sizes():
+    """The second reference trains like a GPT of scaled's sizes: a causal model, loss ln(65) at init."""
+    import math
+
+    from bench.nanogpt_shaped import Model as NanoGPTShaped
+
+    config = STAGES["scaled"].Config(**SMALL)
+    torch.manual_seed(0)
+    model = NanoGPTShaped(config).eval()
+    idx = torch.randint(0, config.vocab_size, (4, config.block_size))
+    logits, loss = model(idx, torch.randint(0, config.vocab_size, (4, config.block_size)))
+    assert logits.shape == (4, config.block_size, config.vocab_size)
+    assert abs(loss.item() - math.log(config.vocab_size)) < 0.15
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % config.vocab_size
+    assert torch.allclose(model(changed)[0][:, :-1], logits[:, :-1], atol=1e-6)  # causal
+    n, per_token = bench.training_flops_per_token(model, config.block_size)
+    assert per_token == 6 * n + 12 * config.n_layer * config.block_size * config.n_embd  # attention counted
+    scaled = STAGES["scaled"].Model(config)
+    assert 0.8 < sum(p.numel() for p in model.parameters()) / sum(p.numel() for p in scaled.parameters()) < 1.0

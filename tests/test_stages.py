@@ -79,8 +79,8 @@ def test_config_fields_accumulate_along_the_ladder():
     fields = {n: [f.name for f in dataclasses.fields(STAGES[n].Config)] for n in STAGE_NAMES}
     assert fields["bigram"] == ["vocab_size", "block_size", "init"]
     assert fields["averaging"] == ["vocab_size", "block_size", "init", "n_embd"]
-    assert fields["single_head"] == fields["averaging"]
-    assert fields["multi_head"] == fields["averaging"] + ["n_head"]
+    assert fields["single_head"] == fields["averaging"] + ["fused_attention"]
+    assert fields["multi_head"] == fields["single_head"] + ["n_head"]
     assert fields["mlp"] == fields["multi_head"]
     assert fields["residual"] == fields["multi_head"] + ["n_layer", "residual"]
     assert fields["layernorm"] == fields["residual"]
