@@ -34,6 +34,8 @@ class Profile:
 # (issue 9 measured the residual rung at 2.25 with it, 2.08 without).
 LECTURE_SMALL = dict(block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
                      learning_rate=1e-3, max_iters=5000, eval_interval=500, eval_iters=200, init="pytorch")
+# The lecture trained its bigram (bigram.py) at lr 1e-2 for 3,000 steps, the later models at 1e-3.
+LECTURE_BIGRAM = dict(learning_rate=1e-2, max_iters=3000, eval_interval=300)
 LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, batch_size=64,
                    learning_rate=3e-4, max_iters=5000, eval_interval=500, eval_iters=200, init="gpt2",
                    fused_attention=True)  # the same function as the explicit form (tests), for GPUs
@@ -52,9 +54,9 @@ CPU_SCALED = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, batch_size=16,
 PROFILES: dict[str, Profile] = {
     "lecture": Profile(
         name="lecture",
-        description="the lecture's own settings: its small model for bigram..dropout, its 10.8M GPT for scaled",
+        description="the lecture's own settings: its bigram.py for bigram, its small model for averaging..dropout, its 10.8M GPT for scaled",
         hyperparams=_frozen(LECTURE_SMALL),
-        stage_overrides=_frozen({"scaled": _frozen(LECTURE_GPT)}),
+        stage_overrides=_frozen({"bigram": _frozen(LECTURE_BIGRAM), "scaled": _frozen(LECTURE_GPT)}),
     ),
     "gpu": Profile(
         name="gpu",
