@@ -57,20 +57,18 @@ def check_fits(model_config, batch_size: int, device, stage: str, runs_at_once: 
 
 
 def _meminfo_kb(field: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    """A field of /proc/meminfo (e.g. MemAvailable) in kB; None where there is none."""
+    return _proc_kb("/proc/meminfo", field)
 
 
 def _status_kb(field: str) -> int | None:
     """A memory field of /proc/self/status (e.g. VmRSS, VmHWM) in kB; None where there is none."""
+    return _proc_kb("/proc/self/status", field)
+
+
+def _proc_kb(path: str, field: str) -> int | None:
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])

@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from common.distributed import World, check_batch, start
 from common.errors import LadderError
 from common.jobs import default_jobs, worker_device
+from test_interruption import _StopAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ["--profile", "smoke", "--stage", "residual", "--seeds", "0", "--no-progress",
@@ -64,15 +65,6 @@ def test_a_bad_torchrun_launch_gets_one_error_line(tmp_path, corpus_path, extra,
     assert len(ours) == 1 and message in ours[0], launched.stderr[-2000:]
     assert "Traceback" not in launched.stdout
     assert not list(tmp_path.glob("*/runs"))
-
-
-class _StopAfter:
-    def __init__(self, calls: int):
-        self.calls = calls
-
-    def __call__(self) -> bool:
-        self.calls -= 1
-        return self.calls < 0
 
 
 def _rank_main(rank: int, port: int, out: str, corpus: str, resume: bool, stop_after: int, report: str) -> None:

@@ -62,7 +62,7 @@ class _Timer:
         return 0.01 * (self.ratio if dtype is torch.bfloat16 else 1.0)
 
 
-@pytest.mark.parametrize("ratio, expected", [(0.5, "bf16"), (1.6, "fp32")])
+@pytest.mark.parametrize("ratio, expected", [(0.5, "bf16"), (1.6, "fp32"), (1 / 1.05, "fp32")])
 def test_auto_takes_the_faster_precision_measured_once_and_says_so(tmp_path, monkeypatch, capsys, ratio, expected):
     monkeypatch.setenv("GPT_LADDER_CACHE", str(tmp_path))
     model = STAGES["layernorm"].Model(tiny_configs("layernorm")[0])
@@ -74,7 +74,8 @@ def test_auto_takes_the_faster_precision_measured_once_and_says_so(tmp_path, mon
     assert again.calls == 0 and capsys.readouterr().out == ""
     assert cache_path().parent == tmp_path and expected in cache_path().read_text()
     bigger = STAGES["layernorm"].Model(tiny_configs("layernorm", n_embd=128, n_head=4)[0])
-    assert resolve_precision("auto", torch.device("cpu"), bigger, 16, timer=again) != expected  # own shape class
+    opposite = _Timer(0.5 if expected == "fp32" else 2.0)
+    assert resolve_precision("auto", torch.device("cpu"), bigger, 16, timer=opposite) != expected  # own shape class
 
 
 def test_an_explicit_precision_is_never_probed(monkeypatch):
