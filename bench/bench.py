@@ -87,7 +87,7 @@ REFERENCES = (REFERENCE, NANOGPT)
 # gradient clipping at 1.0) are not copied: the project's TrainConfig defaults are used.
 NANOGPT_RECIPE = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0, batch_size=12,
                       learning_rate=1e-3, warmup_iters=100, lr_decay=True, min_lr_ratio=0.1,
-                      max_iters=2000, eval_interval=250, eval_iters=200)
+                      max_iters=2000, eval_interval=250, eval_iters=200, init="gpt2")  # nanoGPT's N(0, 0.02)
 
 # Tiny stand-ins for --quick: seconds, not minutes, and a target any model passes quickly.
 QUICK_RECIPE = dict(block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0, batch_size=4,

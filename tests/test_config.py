@@ -58,7 +58,8 @@ def test_make_configs_ignores_fields_a_stage_lacks():
     model_config, train_config = make_configs(STAGES["bigram"].Config, TINY, VOCAB)
     assert not hasattr(model_config, "n_embd")
     assert not hasattr(model_config, "batch_size")
-    assert dataclasses.asdict(model_config) == {"vocab_size": VOCAB, "block_size": TINY["block_size"]}
+    assert dataclasses.asdict(model_config) == {"vocab_size": VOCAB, "block_size": TINY["block_size"],
+                                                "init": TINY["init"]}
     assert train_config.batch_size == TINY["batch_size"]
     assert train_config.learning_rate == TINY["learning_rate"]
     assert train_config.max_iters == TINY["max_iters"]
@@ -67,8 +68,9 @@ def test_make_configs_ignores_fields_a_stage_lacks():
 
 def test_make_configs_passes_every_field_a_stage_has():
     model_config, _ = make_configs(STAGES["dropout"].Config, TINY, VOCAB)
-    assert dataclasses.asdict(model_config) == dict(vocab_size=VOCAB, block_size=8, n_embd=16, n_head=2,
-                                                    n_layer=2, dropout=0.1)
+    assert dataclasses.asdict(model_config) == dict(vocab_size=VOCAB, block_size=8, init="gpt2", n_embd=16,
+                                                    fused_attention=False, n_head=2, n_layer=2, residual=True,
+                                                    dropout=0.1)
 
 
 def test_make_configs_coerces_text_values():

@@ -131,7 +131,7 @@ def test_a_rank_trains_on_its_own_rows_of_the_global_batch():
     from conftest import tiny_model
 
     data = torch.arange(500) % 65
-    cfg = TrainConfig(batch_size=8, learning_rate=1e-9)
+    cfg = TrainConfig(batch_size=8, learning_rate=1e-9, precision="fp32")
     model = tiny_model("bigram")
     rows = World(1, 4).shard(8)
     loss = train_step(model, make_optimizer(model, cfg), data, cfg, 0, torch.Generator().manual_seed(3), rows)
