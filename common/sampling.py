@@ -115,10 +115,35 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
                        meta["seed"], meta["step"], meta.get("val_loss"),
                        staleness(weights, meta.get("code"), meta.get("key"), record))
     committed = (path.parent / "run.json").exists()
+    other = elsewhere(folder, stage.name, profile)
     raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
                       f"(looked for {path} and {weights}): train it first with "
                       f"python runner.py --stage {stage.name} --profile {profile} --seeds {seed}"
-                      + (" --force (its saved result has no checkpoint)" if committed else ""))
+                      + (" --force (its saved result has no checkpoint)" if committed else "")
+                      + (f"; or sample what was trained with other settings, with the same options: "
+                         f"{'; '.join(other)}" if other else ""))
+
+
+def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
+    """The profile's other results folders (other --set/--max-iters) holding something to sample of `stage`,
+    each with the options that select it: `results/smoke-1a2b3c4d (--set max_iters=60)`."""
+    from common.io import read_json
+    found = []
+    for other in sorted(folder.parent.glob(f"{profile}*")):
+        if other == folder or other.name != profile and not other.name.startswith(f"{profile}-"):
+            continue
+        sources = [*other.glob(f"runs/{stage}/seed*/checkpoint.pt"), weights_path(other, stage)]
+        if not any(path.exists() for path in sources):
+            continue
+        try:
+            overrides = next((read_json(r).get("overrides") for r in sorted(other.glob(f"runs/{stage}/seed*/run.json"))),
+                             None)
+        except (OSError, ValueError, AttributeError):
+            overrides = None
+        options = (" ".join(f"--set {k}={v}" for k, v in sorted(overrides.items())) if overrides
+                   else "without --set or --max-iters" if overrides == {} else "its options")
+        found.append(f"{other} ({options})")
+    return found
 
 
 def staleness(path: Path, code: str | None, key: str | None, record: Path | None) -> str:
@@ -185,6 +210,10 @@ def print_samples(folder: Path, stage: Stage, profile: str, seed: int, device_re
     val = f", val loss {trained.val_loss:.3f}" if trained.val_loss is not None else ""
     if trained.stale:
         print(f"note: {trained.stale}", file=sys.stderr, flush=True)
+    other = elsewhere(folder, stage.name, profile)
+    if other:
+        print(f"note: {stage.name} was also trained with other settings; to sample those, pass the same options: "
+              f"{'; '.join(other)}", file=sys.stderr, flush=True)
     for i in range(num_samples):
         print(f"--- {stage.name}, profile {profile}: {trained.source} ({trained.kind}; training seed {trained.seed}, "
               f"step {trained.step}{val}); sample {i + 1} of {num_samples}, sample seed {sample_seed + i} ---",

@@ -79,6 +79,9 @@ def test_a_local_checkpoint_comes_first_and_the_header_names_it(tmp_path, corpus
     code, _, err = sample(tmp_path, corpus_path, "--stage", "bigram", "--max-iters", "60", "--tokens", "5")
     checkpoint = next(tmp_path.glob("smoke-*/runs/bigram/seed0/checkpoint.pt"))
     assert code == 0 and f"{checkpoint} (checkpoint; training seed 0, step 60, val loss" in err
+    code, _, err = sample(tmp_path, corpus_path, "--stage", "bigram")  # without --max-iters: another folder
+    assert_one_clear_line(code, err, f"trained with other settings, with the same options: "
+                                     f"{checkpoint.parents[3]} (--set max_iters=60)")
 
 
 def test_the_samples_page_continues_one_prompt_on_every_rung(committed):
