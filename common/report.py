@@ -73,8 +73,11 @@ def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> s
     """samples.md: every rung continuing the same prompt (its lowest seed's sample), bigram to scaled."""
     lines = [f"# Samples — profile `{profile.name}`\n",
              "Each rung continues the same prompt for 300 characters (sample seed 0, temperature 1.0), "
-             "bigram to scaled, so the improvement reads from top to bottom. More with "
-             f"`python runner.py --sample --stage STAGE --profile {profile.name}`.\n"]
+             "bigram to scaled, so the improvement reads from top to bottom. These come from each run's "
+             "full-precision model; more with "
+             f"`python runner.py --sample --stage STAGE --profile {profile.name}`, which samples the bf16 "
+             "weights when the checkpoint is not there (the same prompt and seed may then part ways after "
+             "a few hundred characters).\n"]
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
