@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("\ninterrupted", file=sys.stderr)
         return stop.exit_code()
+    except BrokenPipeError:  # the reader went away (e.g. `--sample | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # 128 + SIGPIPE, as a command killed by the closed pipe would
     except OSError as exc:  # e.g. the disk filled up, or a folder became unwritable mid-run
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error: cannot write or read{where} ({exc.strerror or exc}): free some space or fix the "
@@ -163,9 +166,8 @@ def _main(argv: list[str], stop: Stop) -> int:
     folder = results_folder(args.out, profile.name, overrides)
 
     if args.list or args.show:
-        from common.data import load_dataset
-        from common.show import list_stages, show_stage
-        vocab_size = load_dataset(args.data).tokenizer.vocab_size
+        from common.show import list_stages, show_stage, vocab_size_for
+        vocab_size = vocab_size_for(folder, args.data)
         if args.show:
             show_stage(stages, args.show, profile, overrides, vocab_size)
         else:

@@ -78,33 +78,57 @@ def run_cost(ctx: RunContext, stage: str) -> int:
 
 class LadderProgress:
     """The ladder's progress bar, by work (parameters x tokens) rather than steps, since a scaled step
-    costs a hundred bigram steps: so its rate and time left mean something. A reused run counts as done."""
+    costs a hundred bigram steps: so its rate and time left mean something. A reused run counts as done
+    at once, but not as work done at the current pace: the time left is the work left divided by the
+    rate of the work trained by this command, between evaluations (so a resumed run's earlier steps,
+    or a reused run, do not make the rest look faster than it is)."""
 
-    def __init__(self, ctx: RunContext, tasks: list[tuple[str, int]], desc: str):
+    def __init__(self, ctx: RunContext, tasks: list[tuple[str, int]], desc: str, clock=time.monotonic):
         from tqdm import tqdm
         steps = {stage: stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)[2].max_iters
                  for stage in {stage for stage, _ in tasks}}
         costs = {stage: run_cost(ctx, stage) for stage in steps}
         self.cost = {task: costs[task[0]] for task in tasks}
         self.steps = {task: steps[task[0]] for task in tasks}
-        self.done: dict[tuple[str, int], float] = {}
+        self.done: dict[tuple[str, int], float] = {}  # work done per run, trained now or before
+        self.trained = 0.0  # work trained by this command, measured between a run's evaluations
         self.total = sum(self.cost.values()) or 1
-        self.bar = tqdm(total=100.0, desc=desc, dynamic_ncols=True, disable=not ctx.options.progress,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+        self.clock, self.start, self.status = clock, clock(), ""
+        # {unit} carries our own [elapsed<left] and status: tqdm's {remaining} would take reused runs for pace
+        self.bar = tqdm(total=100.0, desc=desc, dynamic_ncols=True, disable=not ctx.options.progress, unit="",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {unit}")
+
+    def seconds_left(self) -> float | None:
+        """The work left at the pace of the work trained so far; None before any was."""
+        elapsed = self.clock() - self.start
+        if self.trained <= 0 or elapsed <= 0:
+            return None
+        return (self.total - sum(self.done.values())) / (self.trained / elapsed)
 
     def _show(self) -> None:
+        from tqdm import tqdm
         self.bar.n = 100.0 * sum(self.done.values()) / self.total
+        left = self.seconds_left()
+        timing = f"[{tqdm.format_interval(self.clock() - self.start)}<" \
+                 f"{tqdm.format_interval(left) if left is not None else '?'}]"
+        self.bar.unit = f"{timing} {self.status}".strip()
         self.bar.refresh()
+
+    def _advance(self, task: tuple[str, int], fraction: float) -> None:
+        if task in self.done:  # work since this run's last evaluation (not what a resumed run did before)
+            self.trained += self.cost[task] * max(0.0, fraction - self.done[task] / self.cost[task])
+        self.done[task] = self.cost[task] * fraction
 
     def put(self, report: tuple[str, int, int, float]) -> None:
         """A run's evaluation: (stage, seed, step, val_loss), as train_run reports it."""
         stage, seed, step, val = report
-        self.done[(stage, seed)] = self.cost[(stage, seed)] * min(1.0, step / self.steps[(stage, seed)])
-        self.bar.set_postfix_str(f"{stage} s{seed} step {step} val {val:.3f}", refresh=False)
+        self._advance((stage, seed), min(1.0, step / self.steps[(stage, seed)]))
+        self.status = f"{stage} s{seed} step {step} val {val:.3f}"
         self._show()
 
     def finished(self, stage: str, seed: int) -> None:
-        self.done[(stage, seed)] = self.cost[(stage, seed)]
+        """A run finished, or was reused (no evaluation reported: done, but no work at this pace)."""
+        self._advance((stage, seed), 1.0)
         self._show()
 
     def __enter__(self) -> "LadderProgress":

@@ -73,8 +73,11 @@ def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> s
     """samples.md: every rung continuing the same prompt (its lowest seed's sample), bigram to scaled."""
     lines = [f"# Samples — profile `{profile.name}`\n",
              "Each rung continues the same prompt for 300 characters (sample seed 0, temperature 1.0), "
-             "bigram to scaled, so the improvement reads from top to bottom. More with "
-             f"`python runner.py --sample --stage STAGE --profile {profile.name}`.\n"]
+             "bigram to scaled, so the improvement reads from top to bottom. These come from each run's "
+             "full-precision model; more with "
+             f"`python runner.py --sample --stage STAGE --profile {profile.name}`, which samples the bf16 "
+             "weights when the checkpoint is not there (the same prompt and seed may then part ways after "
+             "a few hundred characters).\n"]
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
@@ -86,15 +89,20 @@ def samples_page(runs: list[dict[str, Any]], stage_names, profile: Profile) -> s
 def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> None:
     """weights/<stage>.safetensors from each rung's lowest-seed checkpoint, where it is newer than the file.
 
-    A clone without checkpoints keeps the committed weights as they are."""
+    A clone without checkpoints keeps the committed weights as they are, and says which are missing or
+    from another run than the one the table reports."""
     from common.checkpoint import load_checkpoint
     from common.errors import LadderError
     from common.sampling import export_weights as write_weights
     from common.sampling import weights_key, weights_path
+    behind = []
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         checkpoint_path, target = record["_dir"] / "checkpoint.pt", weights_path(folder, stage)
-        if not checkpoint_path.exists() or weights_key(target) == record["key"]:
+        if weights_key(target) == record["key"]:
+            continue
+        if not checkpoint_path.exists():
+            behind.append(f"{stage} (seed {record['seed']})")
             continue
         try:
             checkpoint = load_checkpoint(checkpoint_path, stage=stage)
@@ -103,6 +111,9 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
             continue
         if checkpoint.get("key") == record["key"] and checkpoint.get("complete"):
             write_weights(checkpoint, record, target)
+    if behind:
+        print(f"no fresh weights in {folder / 'weights'} for {', '.join(behind)}: their checkpoints are not here "
+              f"(retrain those runs with --force to write them)", file=sys.stderr)
 
 
 def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],

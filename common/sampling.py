@@ -2,8 +2,10 @@
 
 `results/<profile>/weights/<stage>.safetensors` holds one seed's weights per rung (the lowest
 seed's), in bf16, with what sampling needs in its metadata (stage, profile, seed, step, validation
-loss, model config, vocabulary, the run's key). The report writes them from the checkpoints, so a
-fresh clone can sample every rung without training. Loading them runs no code (safetensors).
+loss, model config, vocabulary, the run's key and code fingerprint). The report writes them from
+the checkpoints, so a fresh clone can sample every rung without training. Loading them runs no code
+(safetensors). Weights or a checkpoint made by other code than this checkout's are still sampled,
+with a note saying so (the text may not be what this code would learn).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ def export_weights(checkpoint: dict[str, Any], record: dict[str, Any], path: Pat
     from common.io import atomic_path
     tensors = {name: t.to(torch.bfloat16).contiguous() for name, t in checkpoint["model"].items()}
     meta = {"stage": record["stage"], "profile": record["profile"], "seed": record["seed"], "key": record["key"],
+            "code": record.get("code"),
             "step": checkpoint["step"], "val_loss": record["final"]["val_loss"],
             "model_config": checkpoint["model_config"], "vocabulary": checkpoint["vocabulary"]}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +73,7 @@ class Trained:
     seed: int
     step: int
     val_loss: float | None
+    stale: str = ""  # why the weights may not be this code's, or ""
 
 
 def _build(stage: Stage, model_config: dict, state: dict, path: Path, profile: str):
@@ -95,7 +99,8 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
         curve = checkpoint.get("curve") or [{}]
         return Trained(model, CharTokenizer(checkpoint["vocabulary"]), str(path),
                        "checkpoint" if checkpoint.get("complete") else "interrupted checkpoint", seed,
-                       checkpoint["step"], curve[-1].get("val_loss"))
+                       checkpoint["step"], curve[-1].get("val_loss"),
+                       staleness(path, (checkpoint.get("key_parts") or {}).get("code"), None, None))
     weights = weights_path(folder, stage.name)
     if weights.exists():
         tensors, meta = _read_weights(weights)
@@ -105,13 +110,57 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
                               f"train seed {seed} with python runner.py --stage {stage.name} --profile {profile} "
                               f"--seeds {seed}")
         model = _build(stage, meta["model_config"], tensors, weights, profile)
+        record = run_dir(folder, stage.name, meta["seed"]) / "run.json"
         return Trained(model, CharTokenizer(meta["vocabulary"]), str(weights), "committed weights, bf16",
-                       meta["seed"], meta["step"], meta.get("val_loss"))
+                       meta["seed"], meta["step"], meta.get("val_loss"),
+                       staleness(weights, meta.get("code"), meta.get("key"), record))
     committed = (path.parent / "run.json").exists()
+    other = elsewhere(folder, stage.name, profile)
     raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
                       f"(looked for {path} and {weights}): train it first with "
                       f"python runner.py --stage {stage.name} --profile {profile} --seeds {seed}"
-                      + (" --force (its saved result has no checkpoint)" if committed else ""))
+                      + (" --force (its saved result has no checkpoint)" if committed else "")
+                      + (f"; or sample what was trained with other settings, with the same options: "
+                         f"{'; '.join(other)}" if other else ""))
+
+
+def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
+    """The profile's other results folders (other --set/--max-iters) holding something to sample of `stage`,
+    each with the options that select it: `results/smoke-1a2b3c4d (--set max_iters=60)`."""
+    from common.io import read_json
+    found = []
+    for other in sorted(folder.parent.glob(f"{profile}*")):
+        if other == folder or other.name != profile and not other.name.startswith(f"{profile}-"):
+            continue
+        sources = [*other.glob(f"runs/{stage}/seed*/checkpoint.pt"), weights_path(other, stage)]
+        if not any(path.exists() for path in sources):
+            continue
+        try:
+            overrides = next((read_json(r).get("overrides") for r in sorted(other.glob(f"runs/{stage}/seed*/run.json"))),
+                             None)
+        except (OSError, ValueError, AttributeError):
+            overrides = None
+        options = (" ".join(f"--set {k}={v}" for k, v in sorted(overrides.items())) if overrides
+                   else "without --set or --max-iters" if overrides == {} else "its options")
+        found.append(f"{other} ({options})")
+    return found
+
+
+def staleness(path: Path, code: str | None, key: str | None, record: Path | None) -> str:
+    """Why a checkpoint or weights file may not be what this checkout would train, or "" when it is."""
+    from common.io import read_json
+    from common.run import code_fingerprint
+    if code is not None and code != code_fingerprint():
+        return (f"{path} was trained by other code (fingerprint {code}, this checkout's is {code_fingerprint()}): "
+                f"its text may not be what this code learns; retrain the stage with --force to refresh it")
+    try:
+        saved = read_json(record) if key is not None and record is not None and record.exists() else {}
+    except (OSError, ValueError):
+        saved = {}
+    if isinstance(saved, dict) and saved.get("key") not in (None, key):
+        return (f"{path} is from another run than {record} (it was retrained since, and its checkpoint is not "
+                f"here): retrain the stage with --force to refresh it")
+    return ""
 
 
 def read_prompt(prompt: str, prompt_file: str | None) -> str:
@@ -153,7 +202,18 @@ def print_samples(folder: Path, stage: Stage, profile: str, seed: int, device_re
     trained = load_trained(folder, stage, profile, seed, seed_given)
     trained.tokenizer.encode(prompt)  # an unknown character is an error before anything is printed
     model = trained.model.to(pick_device(device_request))
+    if next(model.parameters()).device.type == "cpu":
+        import torch
+        # one sequence through a small model: threads only wait on each other, and on a busy 2-core machine
+        # two threads made 200 characters take 27 s instead of 2.6 s
+        torch.set_num_threads(1)
     val = f", val loss {trained.val_loss:.3f}" if trained.val_loss is not None else ""
+    if trained.stale:
+        print(f"note: {trained.stale}", file=sys.stderr, flush=True)
+    other = elsewhere(folder, stage.name, profile)
+    if other:
+        print(f"note: {stage.name} was also trained with other settings; to sample those, pass the same options: "
+              f"{'; '.join(other)}", file=sys.stderr, flush=True)
     for i in range(num_samples):
         print(f"--- {stage.name}, profile {profile}: {trained.source} ({trained.kind}; training seed {trained.seed}, "
               f"step {trained.step}{val}); sample {i + 1} of {num_samples}, sample seed {sample_seed + i} ---",

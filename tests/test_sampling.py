@@ -79,6 +79,9 @@ def test_a_local_checkpoint_comes_first_and_the_header_names_it(tmp_path, corpus
     code, _, err = sample(tmp_path, corpus_path, "--stage", "bigram", "--max-iters", "60", "--tokens", "5")
     checkpoint = next(tmp_path.glob("smoke-*/runs/bigram/seed0/checkpoint.pt"))
     assert code == 0 and f"{checkpoint} (checkpoint; training seed 0, step 60, val loss" in err
+    code, _, err = sample(tmp_path, corpus_path, "--stage", "bigram")  # without --max-iters: another folder
+    assert_one_clear_line(code, err, f"trained with other settings, with the same options: "
+                                     f"{checkpoint.parents[3]} (--set max_iters=60)")
 
 
 def test_the_samples_page_continues_one_prompt_on_every_rung(committed):
@@ -125,3 +128,71 @@ def test_progress_counts_work_and_reused_runs_at_once(corpus_path):
     progress.put(("scaled", 0, 15, 3.0))  # half its steps
     assert progress.bar.n == pytest.approx(100 * (1 - share / 2))
     assert share > 0.9  # a scaled step is far costlier than a bigram step: counting steps would mislead
+
+
+def test_time_left_is_the_pace_of_trained_work_not_of_reused_runs(corpus_path):
+    from common.data import load_dataset
+    from common.jobs import LadderProgress
+    from common.profiles import get_profile
+    from common.run import RunContext, RunOptions, Stage, code_fingerprint
+    from stages import STAGES
+
+    stages = {n: Stage.from_module(n, m) for n, m in STAGES.items()}
+    ctx = RunContext(RunOptions("smoke", {}, "unused", str(corpus_path), progress=False), get_profile("smoke"),
+                     stages, load_dataset(corpus_path), torch.device("cpu"), code_fingerprint())
+    now = [0.0]
+    progress = LadderProgress(ctx, [("scaled", 0), ("scaled", 1), ("scaled", 2)], "test", clock=lambda: now[0])
+    progress.finished("scaled", 0)  # reused at once: a third done, but no pace yet
+    assert progress.bar.n == pytest.approx(100 / 3) and progress.seconds_left() is None
+    progress.put(("scaled", 1, 0, 4.0))
+    now[0] = 10.0
+    progress.put(("scaled", 1, 15, 3.0))  # half a run in 10 s: the 1.5 runs left take 30 s
+    assert progress.seconds_left() == pytest.approx(30.0)
+    progress.put(("scaled", 2, 20, 3.0))  # a resumed run's first report: its earlier steps are not this pace
+    now[0] = 20.0
+    assert progress.seconds_left() == pytest.approx(20.0 / 0.5 * (1 / 2 + 1 / 3))
+
+
+def test_weights_from_other_code_are_sampled_with_a_note(committed, corpus_path, tmp_path):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    shutil.copytree(committed, tmp_path / "out")
+    weights = tmp_path / "out" / "smoke" / "weights" / "bigram.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        meta = json.loads(f.metadata()["gpt_ladder"])
+    assert meta["code"]  # the fingerprint of the code that trained them
+    meta["code"] = "0123456789abcdef"
+    save_file(load_file(str(weights)), str(weights), metadata={"gpt_ladder": json.dumps(meta)})
+    code, out, err = sample(tmp_path / "out", corpus_path, "--stage", "bigram", "--tokens", "10")
+    assert code == 0 and len(out) >= 10, err
+    assert "note: " in err and "was trained by other code (fingerprint 0123456789abcdef" in err
+
+
+def test_show_marks_what_a_rung_adds_and_needs_no_corpus(committed, monkeypatch):
+    import common.corpus
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("--show must not download the corpus")
+
+    monkeypatch.delenv("GPT_LADDER_DATA", raising=False)
+    monkeypatch.setattr(common.corpus, "CACHE_PATH", committed / "no-corpus-here.txt")
+    monkeypatch.setattr(common.corpus, "download", no_download)
+    code, out, err = run_main("--show", "dropout", "--profile", "smoke", "--out", str(committed))
+    assert code == 0, err
+    added = [line.split()[1] for line in out.splitlines() if line.startswith("+ ") and "marks" not in line]
+    assert added == ["attn_dropout:", "resid_dropout:", "3:"]  # dropout's pieces, and nothing else
+    assert "more Block, each as 0 above" in out  # the repeated blocks are counted, not printed again
+    code, out, _ = run_main("--show", "multi_head", "--profile", "smoke", "--out", str(committed))
+    assert "nothing, the change is in forward()" in out
+
+
+def test_a_closed_pipe_is_not_an_error(corpus_path):
+    process = subprocess.Popen([sys.executable, str(ROOT / "runner.py"), "--list", "--profile", "smoke",
+                                "--data", str(corpus_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               bufsize=0)
+    process.stdout.close()  # as `| head -0` would
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141 and "error" not in err and "Traceback" not in err
