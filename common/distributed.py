@@ -57,6 +57,15 @@ class World:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
+    def from_rank0(self, value):
+        """Rank 0's value on every rank (e.g. a measured choice, so that all ranks train alike)."""
+        if not self.active:
+            return value
+        import torch.distributed as dist
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist

@@ -98,14 +98,14 @@ def probe(model: torch.nn.Module, batch_size: int, timer: Callable = time_step) 
     return sorted(ratios)[len(ratios) // 2]
 
 
-def resolve_precision(requested: str, device: torch.device, model: torch.nn.Module, batch_size: int,
+def resolve_precision(requested: str, device: torch.device, model: torch.nn.Module | None, batch_size: int,
                       timer: Callable = time_step) -> str:
     """'fp32' or 'bf16': the requested one, or for 'auto' the faster one here (see the module docstring)."""
     if requested != "auto":
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type != "cpu" or not hasattr(model.config, "vocab_size"):  # nothing to measure with: plain fp32
+    if device.type != "cpu" or not hasattr(getattr(model, "config", None), "vocab_size"):  # nothing to measure: fp32
         return "fp32"
     key = f"{machine_id()} | {shape_class(model, batch_size)}"
     cache = _read_cache()

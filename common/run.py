@@ -153,9 +153,12 @@ def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
     stage = ctx.stages[name]
     settings, model_config, train_config = stage_configs(ctx.profile, stage, ctx.options.overrides, ctx.dataset)
     if train_config.precision == "auto":
-        with torch.random.fork_rng(devices=[]):  # building a model to measure must not move the run's seeds
-            probe_model = stage.Model(model_config)
+        probe_model = None
+        if ctx.device.type == "cpu":  # only the CPU is probed (common/precision.py)
+            with torch.random.fork_rng(devices=[]):  # building a model to measure must not move the run's seeds
+                probe_model = stage.Model(model_config)
         precision = resolve_precision("auto", ctx.device, probe_model, train_config.batch_size)
+        precision = ctx.world.from_rank0(precision)  # every rank of a DDP run trains alike
         train_config = dataclasses.replace(train_config, precision=precision)
     precision = train_config.precision
     key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": ctx.fingerprint,
@@ -232,8 +235,8 @@ def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
     if not isinstance(saved, Mapping):
         return "other settings, data or code"
     said = []
-    settings = [f"{k} {saved['settings'].get(k)!r} (now {v!r})" for k, v in wanted["settings"].items()
-                if saved.get("settings", {}).get(k) != v]
+    old = saved.get("settings") if isinstance(saved.get("settings"), Mapping) else {}
+    settings = [f"{k} {old.get(k)!r} (now {v!r})" for k, v in wanted["settings"].items() if old.get(k) != v]
     if settings:
         said.append("other settings: " + ", ".join(settings))
     if saved.get("seed") != wanted["seed"]:

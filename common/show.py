@@ -12,7 +12,12 @@ from common.profiles import Profile, make_configs, settings_for
 
 
 def build_model(stage, profile: Profile, overrides: Mapping[str, Any], vocab_size: int):
-    model_config, _ = make_configs(stage.Config, settings_for(profile, stage.name, overrides), vocab_size)
+    """The rung's model on the CPU, after checking it fits (a huge block_size alone allocates T x T masks)."""
+    import torch
+
+    from common.memory import check_fits
+    model_config, train_config = make_configs(stage.Config, settings_for(profile, stage.name, overrides), vocab_size)
+    check_fits(model_config, train_config.batch_size, torch.device("cpu"), stage.name)
     return stage.Model(model_config)
 
 

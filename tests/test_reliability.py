@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import runner
 from test_bad_input import assert_one_clear_line, run_main
 from test_bad_input import snapshot as _snapshot
 
@@ -29,7 +27,6 @@ SMOKE = ["--profile", "smoke", "--seeds", "0", "--no-progress"]
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, corpus_path) -> Path:
     """A results folder holding an interrupted residual run (smoke, seed 0, stopped at step 20 of 300)."""
-    from common.jobs import Stop  # noqa: F401  (the runner's own stop; here a counter stands in)
     from common.profiles import get_profile
     from common.data import load_dataset
     from common.run import RunContext, RunOptions, Stage, code_fingerprint, train_run
@@ -127,6 +124,13 @@ def test_bad_settings_get_one_line_even_with_parallel_runs(tmp_path, corpus_path
                             "--data", str(corpus_path), *out)
     assert_one_clear_line(code, err, message)
     assert not list(tmp_path.glob("*/runs"))
+
+
+@pytest.mark.parametrize("action", ["--show", "--list"])
+def test_a_configuration_too_big_to_build_is_refused_before_building_it(corpus_path, action):
+    args = [action, "residual"] if action == "--show" else [action]
+    code, _, err = run_main(*args, "--profile", "smoke", "--set", "block_size=100000", "--data", str(corpus_path))
+    assert_one_clear_line(code, err, "GiB to train")
 
 
 @pytest.fixture(scope="module")
