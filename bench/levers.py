@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Which speed levers pay on this machine: one row per lever, `scaled` at the nanoGPT CPU recipe.
 
-    python bench/levers.py            # levers for `scaled` at the recipe, then fp32 vs bf16 per stage
+    python bench/levers.py            # levers for `scaled` at the recipe, fp32 vs bf16 per stage, dropout's mask
+    python bench/levers.py dropout    # only the last table
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import stages.dropout as dropout_stage  # noqa: E402
 import stages.multi_head as multi_head  # noqa: E402
 from common.data import get_batch, load_dataset  # noqa: E402
 from common.profiles import make_configs  # noqa: E402
@@ -39,11 +41,13 @@ def fused_attention_forward(self, x):
 
 
 def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, bf16=False, compile=False,
-              steps=40):
+              torch_dropout=False, steps=40):
     torch.set_num_threads(threads)
-    plain_forward = multi_head.MultiHeadAttention.forward
+    plain_forward, dropout_forward = multi_head.MultiHeadAttention.forward, dropout_stage.Dropout.forward
     if sdpa:
         multi_head.MultiHeadAttention.forward = fused_attention_forward
+    if torch_dropout:  # PyTorch's own dropout kernel instead of the stage's uniform mask on the CPU
+        dropout_stage.Dropout.forward = torch.nn.Dropout.forward
     try:
         torch.manual_seed(0)
         config, train_config = make_configs(STAGES[stage].Config, settings, dataset.tokenizer.vocab_size)
@@ -71,28 +75,38 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
         return 1000 * sorted(times)[len(times) // 2]
     finally:
         multi_head.MultiHeadAttention.forward = plain_forward
+        dropout_stage.Dropout.forward = dropout_forward
 
 
 def main() -> None:
     dataset = load_dataset()
     threads = torch.get_num_threads()
-    print(f"## `scaled` at the nanoGPT recipe, {threads} threads\n\n| lever | ms/step |\n|---|---:|")
-    for name, options in [("baseline (fp32, foreach AdamW, explicit attention)", {}),
-                          ("fused AdamW", dict(fused_adamw=True)),
-                          ("scaled_dot_product_attention", dict(sdpa=True)),
-                          ("bf16 autocast", dict(bf16=True)),
-                          ("bf16 autocast + fused AdamW", dict(bf16=True, fused_adamw=True)),
-                          ("torch.compile + fused AdamW", dict(compile=True, fused_adamw=True))]:
-        print(f"| {name} | {median_ms(dataset, 'scaled', RECIPE, threads, **options):.2f} |", flush=True)
-    print("\n## fp32 vs bf16 autocast per stage (foreach AdamW)\n\n| setting | stage | threads | fp32 ms | bf16 ms | speed-up |"
-          "\n|---|---|---:|---:|---:|---:|")
-    for stage, settings, name in [("single_head", CPU_LADDER, "cpu"), ("mlp", CPU_LADDER, "cpu"),
-                                  ("residual", CPU_LADDER, "cpu"), ("dropout", CPU_LADDER, "cpu"),
-                                  ("scaled", CPU_SCALED, "cpu"), ("scaled", RECIPE, "recipe")]:
+    only_dropout = sys.argv[1:] == ["dropout"]
+    if not only_dropout:
+        print(f"## `scaled` at the nanoGPT recipe, {threads} threads\n\n| lever | ms/step |\n|---|---:|")
+        for name, options in [("baseline (fp32, foreach AdamW, explicit attention)", {}),
+                              ("fused AdamW", dict(fused_adamw=True)),
+                              ("scaled_dot_product_attention", dict(sdpa=True)),
+                              ("bf16 autocast", dict(bf16=True)),
+                              ("bf16 autocast + fused AdamW", dict(bf16=True, fused_adamw=True)),
+                              ("torch.compile + fused AdamW", dict(compile=True, fused_adamw=True))]:
+            print(f"| {name} | {median_ms(dataset, 'scaled', RECIPE, threads, **options):.2f} |", flush=True)
+        print("\n## fp32 vs bf16 autocast per stage (foreach AdamW)\n\n| setting | stage | threads | fp32 ms | bf16 ms | speed-up |"
+              "\n|---|---|---:|---:|---:|---:|")
+        for stage, settings, name in [("single_head", CPU_LADDER, "cpu"), ("mlp", CPU_LADDER, "cpu"),
+                                      ("residual", CPU_LADDER, "cpu"), ("dropout", CPU_LADDER, "cpu"),
+                                      ("scaled", CPU_SCALED, "cpu"), ("scaled", RECIPE, "recipe")]:
+            for n in (1, threads):
+                fp32 = median_ms(dataset, stage, settings, n)
+                bf16 = median_ms(dataset, stage, settings, n, bf16=True)
+                print(f"| {name} | {stage} | {n} | {fp32:.2f} | {bf16:.2f} | {fp32 / bf16:.2f}× |", flush=True)
+    print("\n## dropout's mask: PyTorch's kernel (bernoulli_) vs uniform numbers >= p (bf16 autocast, fused AdamW)\n\n"
+          "| setting | stage | threads | PyTorch's dropout ms | uniform mask ms | speed-up |\n|---|---|---:|---:|---:|---:|")
+    for stage, settings, name in [("dropout", CPU_LADDER, "cpu"), ("scaled", CPU_SCALED, "cpu")]:
         for n in (1, threads):
-            fp32 = median_ms(dataset, stage, settings, n)
-            bf16 = median_ms(dataset, stage, settings, n, bf16=True)
-            print(f"| {name} | {stage} | {n} | {fp32:.2f} | {bf16:.2f} | {fp32 / bf16:.2f}× |", flush=True)
+            theirs = median_ms(dataset, stage, settings, n, bf16=True, fused_adamw=True, torch_dropout=True)
+            ours = median_ms(dataset, stage, settings, n, bf16=True, fused_adamw=True)
+            print(f"| {name} | {stage} | {n} | {theirs:.2f} | {ours:.2f} | {theirs / ours:.2f}× |", flush=True)
 
 
 if __name__ == "__main__":

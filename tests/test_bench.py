@@ -128,8 +128,14 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
     ceiling = {"gflops": {"fp32": 100.0}, "n": 2048, "repeats": 5}
     rows = [{"setting": "cpu", "stage": "bigram", "result": _result(1.0)},
             {"setting": "cpu", "stage": "mlp", "error": "RuntimeError: boom"},
-            {"setting": "nanogpt-recipe", "stage": "scaled", "result": _result(20.0)},
-            {"setting": "nanogpt-recipe", "stage": "reference", "result": _result(80.0)}]
+            {"setting": "nanogpt-recipe", "stage": "scaled", "result": _result(20.0, precision="bf16")},
+            {"setting": "nanogpt-recipe", "stage": "reference", "result": _result(80.0)},
+            {"setting": "nanogpt-recipe", "stage": "scaled@fp32", "result": _result(30.0, precision="fp32", pinned=True)},
+            {"setting": "nanogpt-recipe", "stage": "scaled@bf16", "result": _result(19.0, precision="bf16", pinned=True)},
+            {"setting": "nanogpt-recipe", "stage": "nanogpt-shaped@fp32",
+             "result": _result(24.0, precision="fp32", pinned=True)},
+            {"setting": "nanogpt-recipe", "stage": "nanogpt-shaped@bf16",
+             "result": _result(40.0, precision="bf16", pinned=True)}]
     ttq = {"setting": "nanogpt-recipe", "target": 1.88, "reached": False, "steps_run": 2000, "wall": 50.0,
            "best_val": 1.9, "best_step": 2000, "final_val": 1.9, "eval_interval": 250, "eval_iters": 200}
     report = bench.build_report(machine, ceiling, rows, ttq)
@@ -139,11 +145,17 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
     assert "20.00" in scaled_line and "38,400" in scaled_line  # ms/step and tokens/s = 768 / 0.02
     assert "50.00" in scaled_line  # 1e9 FLOPs in 20 ms = 50 GFLOP/s = 50% of a 100 GFLOP/s ceiling
     assert "failed: RuntimeError: boom" in report
+    assert "| bf16 (auto)" in scaled_line
     assert "**4.00×**" in report  # reference / scaled
+    assert "**1.20×**" in report  # the nanoGPT-shaped model at its faster precision (fp32, 24 ms) / scaled
     assert "not reached" in report and "1.9000" in report
-    assert "Goals:" in report and "not met" in report
+    goals = next(line for line in lines if line.startswith("Goals:"))
+    assert "faster than the nanoGPT-shaped model's: 1.20× (not met)" in goals
+    assert "5.3% slower (met)" in goals  # auto 20 ms against bf16's 19 ms
     reached = dict(ttq, reached=True, seconds=30.0, step=1500, val_loss=1.87)
-    assert "**30.0 s**" in bench.build_report(machine, ceiling, rows, dict(reached, steps_run=1501))
+    report = bench.build_report(machine, ceiling, rows, dict(reached, steps_run=1501))
+    assert "**30.0 s**" in report
+    assert "48.0 s, evaluations excluded): 30.0 s, evaluations included, 1.60× (met)" in report  # 2,000 x 24 ms
     assert "final val 1.9000" in bench.build_report(machine, ceiling, rows, reached)  # trained on to the end
     # every row has as many cells as the header
     table = [line for line in lines if line.startswith("|")]
@@ -159,6 +171,8 @@ def test_quick_benchmark_runs_end_to_end(corpus_path, tmp_path):
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
     stages_in_table = {line.split("|")[2].strip() for line in table[2:]}
     assert stages_in_table == set(STAGE_NAMES) | {"reference", "nanogpt-shaped"}
+    precisions = {line.split("|")[3].strip() for line in table[2:]}
+    assert {"fp32 (set)", "bf16 (set)"} <= precisions and any(p.endswith("(auto)") for p in precisions)
     assert not any("failed" in line for line in table)
     assert "matmul ceiling" in proc.stdout and "reference / scaled" in proc.stdout
     assert "time to quality" in proc.stdout
