@@ -155,7 +155,8 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
     reached = dict(ttq, reached=True, seconds=30.0, step=1500, val_loss=1.87)
     report = bench.build_report(machine, ceiling, rows, dict(reached, steps_run=1501))
     assert "**30.0 s**" in report
-    assert "48.0 s, evaluations excluded): 30.0 s, evaluations included, 1.60× (met)" in report  # 2,000 x 24 ms
+    # 2,000 nanoGPT-shaped steps x 24 ms = 48 s against 1,500 steps x 20 ms = 30 s
+    assert "1,500 × 20.00 ms = 30.0 s against 2,000 × 24.00 ms = 48.0 s, 1.60× (met)" in report
     assert "final val 1.9000" in bench.build_report(machine, ceiling, rows, reached)  # trained on to the end
     # every row has as many cells as the header
     table = [line for line in lines if line.startswith("|")]
