@@ -40,12 +40,13 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
                    learning_rate=3e-4, max_iters=5000, eval_interval=500, eval_iters=200, init="gpt2",
                    fused_attention=True)  # the same function as the explicit form (tests), for GPUs
 
-# The cpu profile (issue 9): one setting for every rung, chosen by measurement (3 seeds, fp32, this
-# 2-core machine; commands `python runner.py --profile cpu [--stage ...] --set ... --out /tmp/...`):
+# The cpu profile (issue 9): one setting for every rung, chosen by measurement (3 seeds, fp32, a
+# 2-core Intel Xeon; commands `python runner.py --profile cpu [--stage ...] --set ... --out /tmp/...`):
 # - lr 2e-3 (the old setting) with PyTorch's init: LayerNorm brought no gain (residual 1.841,
 #   layernorm 1.857, issue 9's table) and the bigram was undertrained (2.89 at 2,000 steps).
 # - lr 1e-2, warm-up 100, cosine to 1e-3, 3 layers (this profile): every rung from averaging to
-#   layernorm helps, layernorm by -0.042 (95% interval -0.079 .. -0.005, the narrowest step), and
+#   layernorm helps, layernorm by -0.042 (95% interval -0.079 .. -0.005, the narrowest step; -0.046,
+#   -0.073 .. -0.019 on a 2-core AMD EPYC with bf16 for the larger rungs, the committed results), and
 #   the bigram (2.504) is within 0.01 of where it converges (2.495 after 20,000 steps, 3 seeds).
 # - the same with 4 layers: the residual rung without LayerNorm diverged (val 361 at step 1,250,
 #   seed 0) - the instability LayerNorm exists to cure, but a ladder that stops on a NaN is no
@@ -58,7 +59,9 @@ CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, ba
                   eval_interval=250, eval_iters=50)
 # scaled: twice the context, width and depth of 4, batch halved so each step still sees 1,024 tokens,
 # trained longer, with GPT-2's init and its own learning rate, 3e-3, as the lecture's final GPT had its
-# own (1.804 over 3 seeds; lr 6e-3 and 1e-2 were started but not finished within the session).
+# own (1.804 over 3 seeds on the Xeon, 1.797 on the EPYC). Trained 2,000 steps instead (a shorter
+# ladder) it ended at 1.861 with lr 3e-3 and 1.880 with 6e-3 (seed 0, EPYC): too close to the dropout
+# rung's 1.890 that it must beat, so 3,000 steps (bench/RESULTS.md).
 CPU_SCALED = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, batch_size=16, max_iters=3000,
                   eval_interval=500, init="gpt2", learning_rate=3e-3)
 
