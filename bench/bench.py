@@ -469,7 +469,7 @@ def _met(ok: bool) -> str:
 
 
 def _slower(ms: float, best_ms: float) -> str:
-    """How much slower ms is than best_ms, in words ("4.1% slower", or "as fast" within noise of 0)."""
+    """How much slower ms is than best_ms, in words: "4.1% slower", or "2.0% faster (timing noise ...)"."""
     pct = 100 * (ms / best_ms - 1)
     return f"{pct:.1f}% slower" if pct > 0 else f"{-pct:.1f}% faster (timing noise: the same computation)"
 

@@ -3,12 +3,15 @@
 
     python bench/levers.py            # levers for `scaled` at the recipe, fp32 vs bf16 per stage, dropout's mask
     python bench/levers.py dropout    # only the last table
+    python bench/levers.py profile    # where a step's time goes (torch.profiler): scaled with either dropout
+                                      # mask, and the nanoGPT-shaped model, in bf16
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -41,7 +44,8 @@ def fused_attention_forward(self, x):
 
 
 def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, bf16=False, compile=False,
-              torch_dropout=False, steps=40):
+              torch_dropout=False, steps=40, profile=False):
+    """Median ms per training step; with profile=True, also prints torch.profiler's top operations."""
     torch.set_num_threads(threads)
     plain_forward, dropout_forward = multi_head.MultiHeadAttention.forward, dropout_stage.Dropout.forward
     if sdpa:
@@ -50,8 +54,13 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
         dropout_stage.Dropout.forward = torch.nn.Dropout.forward
     try:
         torch.manual_seed(0)
-        config, train_config = make_configs(STAGES[stage].Config, settings, dataset.tokenizer.vocab_size)
-        model = STAGES[stage].Model(config)
+        config, train_config = make_configs(STAGES[stage if stage != "nanogpt-shaped" else "scaled"].Config,
+                                            settings, dataset.tokenizer.vocab_size)
+        if stage == "nanogpt-shaped":
+            from bench.nanogpt_shaped import Model as NanoGPTShaped
+            model = NanoGPTShaped(config)
+        else:
+            model = STAGES[stage].Model(config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if fused_adamw else None,
                                       foreach=None if fused_adamw else True)
         forward = torch.compile(model) if compile else model
@@ -68,10 +77,14 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
         for _ in range(5):
             step()
         times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile \
+                else contextlib.nullcontext() as profiler:
+            for _ in range(steps):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+        if profile:
+            print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), flush=True)
         return 1000 * sorted(times)[len(times) // 2]
     finally:
         multi_head.MultiHeadAttention.forward = plain_forward
@@ -81,6 +94,15 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
 def main() -> None:
     dataset = load_dataset()
     threads = torch.get_num_threads()
+    if sys.argv[1:] == ["profile"]:
+        for title, stage, settings, n, options in [
+                ("scaled, cpu profile, PyTorch's dropout", "scaled", CPU_SCALED, 1, dict(torch_dropout=True)),
+                ("scaled, cpu profile, the stage's uniform mask", "scaled", CPU_SCALED, 1, {}),
+                ("nanoGPT-shaped model, nanoGPT recipe", "nanogpt-shaped", RECIPE, threads, {})]:
+            print(f"## {title}: {n} thread(s), bf16 autocast, fused AdamW, 20 steps\n", flush=True)
+            ms = median_ms(dataset, stage, settings, n, bf16=True, fused_adamw=True, steps=20, profile=True, **options)
+            print(f"median {ms:.2f} ms per step\n", flush=True)
+        return
     only_dropout = sys.argv[1:] == ["dropout"]
     if not only_dropout:
         print(f"## `scaled` at the nanoGPT recipe, {threads} threads\n\n| lever | ms/step |\n|---|---:|")

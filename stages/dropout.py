@@ -4,7 +4,7 @@ What it adds: dropout (Srivastava et al. 2014) with probability `dropout` in thr
 the lecture: on the attention weights (a token randomly ignores some of its past), after the
 attention projection and after the feed-forward layer, before each rejoins the residual stream.
 Dropout is active only in training mode; `model.eval()` turns it off. On the CPU the random mask is
-drawn as uniform numbers instead of with PyTorch's own dropout kernel, which is twice as slow there
+drawn as uniform numbers instead of with PyTorch's own dropout kernel, which is slower there
 (`Dropout` below); the computation is the same.
 
 Why it should help: it stops the network relying on any single path, a regulariser that pays
@@ -34,9 +34,9 @@ class Dropout(nn.Dropout):
     """nn.Dropout: while training, zero each value with probability p and scale the rest by 1 / (1 - p).
 
     On the CPU the mask is drawn as uniform numbers u and kept where u >= p: PyTorch's dropout kernel
-    draws it with bernoulli_, which took a quarter of the `scaled` step on one CPU thread, and this
-    way the forward and backward pass take about half the time (bench/levers.py). Elsewhere
-    (CUDA, MPS) PyTorch's fused kernel is the fast one.
+    draws it with bernoulli_, which took a quarter of the `scaled` step on one CPU thread
+    (`python bench/levers.py profile`), and the whole step runs 1.2-1.3x faster this way
+    (`python bench/levers.py dropout`). Elsewhere (CUDA, MPS) PyTorch's fused kernel is the fast one.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
