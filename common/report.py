@@ -93,9 +93,9 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
     from another run than the one the table reports."""
     from common.checkpoint import load_checkpoint
     from common.errors import LadderError
+    from common.sampling import MAX_WEIGHTS_BYTES, weights_key, weights_path
     from common.sampling import export_weights as write_weights
-    from common.sampling import weights_key, weights_path
-    behind = []
+    behind, large = [], []
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         checkpoint_path, target = record["_dir"] / "checkpoint.pt", weights_path(folder, stage)
@@ -109,8 +109,16 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
         except LadderError as exc:
             print(f"not exporting the weights of {stage}: {exc}", file=sys.stderr)
             continue
-        if checkpoint.get("key") == record["key"] and checkpoint.get("complete"):
-            write_weights(checkpoint, record, target)
+        if not (checkpoint.get("key") == record["key"] and checkpoint.get("complete")):
+            continue
+        size = 2 * sum(t.numel() for t in checkpoint["model"].values())  # bf16: 2 bytes a weight
+        if size > MAX_WEIGHTS_BYTES:
+            large.append(f"{stage} ({size / 2**20:.1f} MiB)")
+            continue
+        write_weights(checkpoint, record, target)
+    if large:
+        print(f"no weights file for {', '.join(large)}: over the {MAX_WEIGHTS_BYTES // 2**20} MiB a results folder "
+              f"keeps in git; sampling reads their checkpoints in {folder / 'runs'}", file=sys.stderr)
     if behind:
         print(f"no fresh weights in {folder / 'weights'} for {', '.join(behind)}: their checkpoints are not here "
               f"(retrain those runs with --force to write them)", file=sys.stderr)

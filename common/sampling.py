@@ -20,6 +20,9 @@ from common.run import Stage, run_dir
 
 MAX_TOKENS = 100_000  # characters per sample: more is a mistake (it would take minutes on a CPU)
 MAX_SAMPLES = 100
+# weights/<stage>.safetensors travel with the results in git: a rung whose bf16 weights are larger
+# (the gpu profile's 4.8M-parameter rungs, the lecture's 10.8M GPT) keeps only its local checkpoint
+MAX_WEIGHTS_BYTES = 5 * 2**20
 
 
 def weights_path(folder: Path, stage: str) -> Path:

@@ -196,3 +196,19 @@ def test_a_closed_pipe_is_not_an_error(corpus_path):
     process.stdout.close()  # as `| head -0` would
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141 and "error" not in err and "Traceback" not in err
+
+
+def test_weights_too_large_for_git_are_not_written_and_the_checkpoint_still_samples(corpus_path, tmp_path, monkeypatch):
+    """A rung whose bf16 weights pass the size cap keeps only its checkpoint, and the report says so."""
+    import common.sampling
+
+    monkeypatch.setattr(common.sampling, "MAX_WEIGHTS_BYTES", 20_000)  # bigram: 8.5 kB; scaled (smoke): ~60 kB
+    out = tmp_path / "out"
+    code, _, err = run_main("--profile", "smoke", "--stage", "bigram", "scaled", "--seeds", "0",
+                            "--data", str(corpus_path), "--out", str(out), "--jobs", "1")
+    assert code == 0, err
+    assert sorted(p.name for p in (out / "smoke" / "weights").iterdir()) == ["bigram.safetensors"]
+    assert "no weights file for scaled (" in err and "MiB a results folder keeps in git" in err
+    code, text, err = sample(out, corpus_path, "--stage", "scaled", "--tokens", "20")
+    assert code == 0, err
+    assert len(text) > 20
