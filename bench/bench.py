@@ -27,6 +27,11 @@ How each number is measured
   CPU each of the `--steps` timed steps is timed on its own and the *median* is reported (robust
   to a busy machine); on CUDA the timed steps run back to back between two synchronisations and
   the *mean* is reported (timing each step would stop the CPU from queueing the next one).
+- **Rounds.** The rows compared side by side (`scaled` at `auto` and pinned to each precision, the
+  references) run in `--rounds` alternating rounds (default 3 on the CPU): round 1 of every row,
+  then round 2, and so on, each in its own process; the table shows each row's median round and
+  the report the ratio round by round. A shared machine's slow spell then hits every row of a
+  round alike instead of making one row look slow.
 - **tokens/s** = batch_size * block_size / (ms/step).
 - **GFLOP/s** uses the usual estimate of training FLOPs (Kaplan et al. 2020; nanoGPT's
   `estimate_mfu`): per token, 6 * N for the weight matmuls, forward and backward, with N the
@@ -511,6 +516,10 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
     lines.append(markdown_table(TABLE_COLUMNS, table_rows(rows, ceiling_gflops)))
     lines.append("")
     timing = "median of each timed step" if device == "cpu" else "mean over the timed steps"
+    rounds = max((len(r["result"].get("rounds_ms", [])) for r in rows if r.get("result")), default=1)
+    if rounds > 1:
+        timing += (f"; the rows compared side by side ran in {rounds} alternating rounds, and the round with the "
+                   f"median time is shown")
     lines.append(f"ms/step: {timing}, a full training step (batch, forward, backward, AdamW). GFLOP/s: "
                  f"6·N(non-embedding) + 12·T·(attention width) FLOPs per token. peak MB: "
                  f"{'peak resident memory of the row’s process (Δ: above its level before the model was built)' if device == 'cpu' else 'peak CUDA memory allocated (Δ: above the level before the model was built)'}.")
@@ -534,6 +543,9 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
             lines.append(f"- **nanoGPT-shaped / scaled** at {setting}: {nano['ms']:.2f} ms ({nano['precision']}, the "
                          f"faster of {each}) / {scaled['ms']:.2f} ms ({scaled['precision']}) = "
                          f"**{nano['ms'] / scaled['ms']:.2f}×** (above 1: the project's step is faster)")
+            if len(scaled.get("rounds_ms", [])) > 1:
+                per_round = ", ".join(f"{n / o:.2f}×" for n, o in zip(nano["rounds_ms"], scaled["rounds_ms"]))
+                lines.append(f"  - round by round: {per_round}")
         pinned = {p: by_key.get((setting, f"scaled@{p}")) for p in PINNED}
         if scaled and scaled.get("precision") and not scaled.get("pinned"):
             line = (f"- **precision=auto** at {setting}: chose **{scaled['precision']}** by measurement on this "
@@ -631,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                               f"{default_threads()} here)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 50; --quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps before them (default 10; --quick 1)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="alternating rounds of the rows compared side by side (scaled and the references), "
+                        "the median round reported (default 3 on the CPU, 1 on CUDA and with --quick)")
     p.add_argument("--stages", nargs="+", choices=STAGE_NAMES + list(REFERENCES), metavar="STAGE",
                    help=f"only these rows: any of {', '.join(STAGE_NAMES + list(REFERENCES))}")
     p.add_argument("--settings", nargs="+", metavar="NAME",
@@ -675,8 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads is not None else default_threads()
     steps = args.steps if args.steps is not None else (3 if quick else 50)
     warmup = args.warmup if args.warmup is not None else (1 if quick else 10)
-    if threads < 1 or steps < 1 or warmup < 0:
-        print("error: --threads and --steps must be positive, --warmup not negative", file=sys.stderr)
+    rounds = args.rounds if args.rounds is not None else (1 if quick or device_type == "cuda" else 3)
+    if threads < 1 or steps < 1 or warmup < 0 or rounds < 1:
+        print("error: --threads, --steps and --rounds must be positive, --warmup not negative", file=sys.stderr)
         return 2
     plan = settings_plan(device_type, quick)
     if args.settings:
@@ -728,16 +744,28 @@ def main(argv: list[str] | None = None) -> int:
     if ceiling.get("device_name"):
         machine["device_name"] = ceiling["device_name"]
 
-    # 2. every stage at every setting
+    # 2. every stage at every setting; the rows compared side by side (a setting with the references) in
+    # alternating rounds, so that a slow spell of a shared machine hits them all alike, not one of them
     rows = []
     for setting in plan:
-        for stage, settings in setting["stages"].items():
-            if args.stages and split_row(stage)[0] not in args.stages:
-                continue
-            task = {**base, "kind": "step", "stage": stage, "settings": settings, "warmup": warmup, "steps": steps}
-            result = attempt(f"{setting['name']}/{stage}", task)
-            row = {"setting": setting["name"], "stage": stage}
-            row.update({"error": result["error"]} if "error" in result else {"result": result})
+        names = [name for name in setting["stages"] if not args.stages or split_row(name)[0] in args.stages]
+        side_by_side = any(split_row(name)[0] in REFERENCES for name in names)
+        repeat = rounds if side_by_side else 1
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for r in range(repeat):
+            for name in names:
+                task = {**base, "kind": "step", "stage": name, "settings": setting["stages"][name],
+                        "warmup": warmup, "steps": steps}
+                what = f"{setting['name']}/{name}" + (f" (round {r + 1} of {repeat})" if repeat > 1 else "")
+                runs[name].append(attempt(what, task))
+        for name in names:
+            row = {"setting": setting["name"], "stage": name}
+            failed_run = next((run for run in runs[name] if "error" in run), None)
+            if failed_run:
+                row["error"] = failed_run["error"]
+            else:  # the round with the median time, and every round's time beside it
+                ordered = sorted(runs[name], key=lambda run: run["ms"])
+                row["result"] = dict(ordered[(len(ordered) - 1) // 2], rounds_ms=[run["ms"] for run in runs[name]])
             rows.append(row)
 
     # 3. time to quality (and, if asked, one complete run) of the scaled stage

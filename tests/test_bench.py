@@ -200,3 +200,23 @@ def test_the_nanogpt_shaped_reference_is_a_working_gpt_of_the_same_sizes():
     assert per_token == 6 * n + 12 * config.n_layer * config.block_size * config.n_embd  # attention counted
     scaled = STAGES["scaled"].Model(config)
     assert 0.8 < sum(p.numel() for p in model.parameters()) / sum(p.numel() for p in scaled.parameters()) < 1.0
+
+
+def test_rows_compared_side_by_side_run_in_alternating_rounds(corpus_path):
+    """--rounds N runs scaled and the references N times in turn and reports the median round."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GPT_LADDER_DATA": str(corpus_path)}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "bench.py"), "--quick", "--threads", "1",
+                           "--rounds", "3", "--stages", "scaled", "nanogpt-shaped", "--settings", "recipe-tiny",
+                           "--no-ttq", "--steps", "2"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    order = [line.split("bench: ")[1].split(" done")[0] for line in proc.stderr.splitlines() if " done in " in line]
+    rows = [name for name in order if name.startswith("recipe-tiny/")]
+    assert rows[:3] == ["recipe-tiny/scaled (round 1 of 3)", "recipe-tiny/scaled@fp32 (round 1 of 3)",
+                        "recipe-tiny/scaled@bf16 (round 1 of 3)"]  # round 1 of every row before round 2 of any
+    assert len(rows) == 15 and rows[-1] == "recipe-tiny/nanogpt-shaped@bf16 (round 3 of 3)"
+    assert "3 alternating rounds" in proc.stdout
+    by_round = next(line for line in proc.stdout.splitlines() if "round by round:" in line)
+    assert by_round.count("×") == 3
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| recipe-tiny")]
+    assert len(table) == 5  # one row each, however many rounds
