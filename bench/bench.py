@@ -518,9 +518,9 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
     timing = "median of each timed step" if device == "cpu" else "mean over the timed steps"
     rounds = max((len(r["result"].get("rounds_ms", [])) for r in rows if r.get("result")), default=1)
     if rounds > 1:
-        timing += (f"; the rows compared side by side ran in {rounds} alternating rounds, and the round with the "
-                   f"median time is shown")
-    lines.append(f"ms/step: {timing}, a full training step (batch, forward, backward, AdamW). GFLOP/s: "
+        timing += (f" (the rows compared side by side: {rounds} alternating rounds, each row's median round "
+                   f"shown)")
+    lines.append(f"ms/step: {timing} of a full training step (batch, forward, backward, AdamW). GFLOP/s: "
                  f"6·N(non-embedding) + 12·T·(attention width) FLOPs per token. peak MB: "
                  f"{'peak resident memory of the row’s process (Δ: above its level before the model was built)' if device == 'cpu' else 'peak CUDA memory allocated (Δ: above the level before the model was built)'}.")
     lines.append("")
