@@ -530,8 +530,7 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
     fastest_nano: dict[str, dict[str, Any]] = {}  # setting -> the nanoGPT-shaped row at its faster precision
     for setting in dict.fromkeys(r["setting"] for r in rows):
         ref, scaled = by_key.get((setting, REFERENCE)), by_key.get((setting, "scaled"))
-        nanos = [by_key.get((setting, name)) for name in [NANOGPT] + [f"{NANOGPT}@{p}" for p in PINNED]]
-        nanos = [n for n in nanos if n]
+        nanos = [n for n in (by_key.get((setting, f"{NANOGPT}@{p}")) for p in PINNED) if n]
         if nanos:
             fastest_nano[setting] = min(nanos, key=lambda r: r["ms"])
         if ref and scaled:

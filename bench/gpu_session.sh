@@ -16,7 +16,8 @@
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 #   ladder   runner.py --profile gpu, SEEDS, JOBS runs side by side on the one GPU                 (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
-# Each training step runs with --resume, so a second call on the same machine continues it.
+# Each training step runs with --resume: a second call continues an interrupted run where the
+# machine still holds its checkpoint (a fresh machine starts bare).
 # Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, and results.tar.gz with
 # the results folders it wrote (records, curves, samples, tables, charts; no checkpoints).
 #

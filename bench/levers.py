@@ -23,9 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import stages.dropout as dropout_stage  # noqa: E402
 import stages.multi_head as multi_head  # noqa: E402
+from bench.bench import build_model  # noqa: E402
 from common.data import get_batch, load_dataset  # noqa: E402
-from common.profiles import make_configs  # noqa: E402
-from stages import STAGES  # noqa: E402
 
 RECIPE = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0, batch_size=12)
 CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32)
@@ -54,13 +53,8 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
         dropout_stage.Dropout.forward = torch.nn.Dropout.forward
     try:
         torch.manual_seed(0)
-        config, train_config = make_configs(STAGES[stage if stage != "nanogpt-shaped" else "scaled"].Config,
-                                            settings, dataset.tokenizer.vocab_size)
-        if stage == "nanogpt-shaped":
-            from bench.nanogpt_shaped import Model as NanoGPTShaped
-            model = NanoGPTShaped(config)
-        else:
-            model = STAGES[stage].Model(config)
+        # the benchmark's own builder (stages and its reference models); autocast is this function's lever
+        model, config, train_config = build_model(stage, dict(settings, precision="fp32"), dataset.tokenizer.vocab_size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if fused_adamw else None,
                                       foreach=None if fused_adamw else True)
         forward = torch.compile(model) if compile else model

@@ -99,6 +99,10 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         checkpoint_path, target = record["_dir"] / "checkpoint.pt", weights_path(folder, stage)
+        size = 2 * record["params"]  # bf16: 2 bytes a weight
+        if size > MAX_WEIGHTS_BYTES:  # decided before reading a checkpoint of that size
+            large.append(f"{stage} ({size / 2**20:.1f} MiB)")
+            continue
         if weights_key(target) == record["key"]:
             continue
         if not checkpoint_path.exists():
@@ -109,13 +113,8 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
         except LadderError as exc:
             print(f"not exporting the weights of {stage}: {exc}", file=sys.stderr)
             continue
-        if not (checkpoint.get("key") == record["key"] and checkpoint.get("complete")):
-            continue
-        size = 2 * sum(t.numel() for t in checkpoint["model"].values())  # bf16: 2 bytes a weight
-        if size > MAX_WEIGHTS_BYTES:
-            large.append(f"{stage} ({size / 2**20:.1f} MiB)")
-            continue
-        write_weights(checkpoint, record, target)
+        if checkpoint.get("key") == record["key"] and checkpoint.get("complete"):
+            write_weights(checkpoint, record, target)
     if large:
         print(f"no weights file for {', '.join(large)}: over the {MAX_WEIGHTS_BYTES // 2**20} MiB a results folder "
               f"keeps in git; sampling reads their checkpoints in {folder / 'runs'}", file=sys.stderr)
