@@ -35,7 +35,7 @@ class Dropout(nn.Dropout):
 
     On the CPU the mask is drawn as uniform numbers u and kept where u >= p: PyTorch's dropout kernel
     draws it with bernoulli_, which took a quarter of the `scaled` step on one CPU thread
-    (`python bench/levers.py profile`), and the whole step runs 1.2-1.3x faster this way
+    (`python bench/levers.py profile`), and the whole step runs about 1.2x faster this way
     (`python bench/levers.py dropout`). Elsewhere (CUDA, MPS) PyTorch's fused kernel is the fast one.
     """
 
