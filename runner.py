@@ -228,12 +228,14 @@ def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: 
             print(f"training {', '.join(names)} with seeds {seeds} on {device_name(device)}"
                   f"{f', {jobs} runs at a time' if jobs > 1 else ''}"
                   f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {ctx.folder}", flush=True)
-            if train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs):
-                if world.is_main:
-                    write_report(ctx.folder, profile, stages, overrides)
-                return 0
+            finished = train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs)
+            if finished and world.is_main:
+                write_report(ctx.folder, profile, stages, overrides)
+        finish(world)  # every rank done (rank 0 has written) before any leaves the process group
     finally:
-        finish()
+        finish()  # after an error: leave at once
+    if finished:
+        return 0
     if world.is_main:
         print(f"interrupted: finished runs are kept in {ctx.folder}.\nResume with: {resume_command(argv)}",
               file=sys.stderr)

@@ -134,9 +134,18 @@ def join(jobs: int | None, device_request: str | None):
     return world, device
 
 
-def finish() -> None:
+def finish(world: World | None = None) -> None:
+    """Leave the process group, if this process joined one.
+
+    Given this rank's `world` (the normal end), first wait until every rank gets here: a rank that
+    left right after its last collective while its peer was still busy (rank 0 writing the
+    checkpoint of a stopped run) was now and then aborted by gloo (SIGABRT, "terminate called
+    without an active exception"). Without it (after an error), leave at once: the others may never come.
+    """
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        if world is not None:
+            world.barrier()
         dist.destroy_process_group()
 
 

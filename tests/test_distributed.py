@@ -1,7 +1,8 @@
 """Scale-out with PyTorch's own engine, tested on the CPU with gloo (NCCL and multi-node are not
 tested here): a torchrun launch of 2 processes trains the same run as one process, only rank 0
 writes files, a stop on any rank stops every rank at the same step with one checkpoint, resume is
-exact, bad launches get one error line, and --jobs places each worker on its own GPU."""
+exact, bad launches get one error line, --jobs places each worker on its own GPU, and a rank leaves
+the process group only once every rank is done."""
 from __future__ import annotations
 
 import json
@@ -86,7 +87,7 @@ def _rank_main(rank: int, port: int, out: str, corpus: str, resume: bool, stop_a
     stop = _StopAfter(stop_after) if (rank == 1 and stop_after) else (lambda: False)
     finished = train_run(ctx, "residual", 0, stop)
     Path(report, f"rank{rank}.json").write_text(json.dumps({"finished": finished}))
-    finish()
+    finish(world)
 
 
 def _free_port() -> int:
@@ -164,3 +165,24 @@ def test_jobs_place_each_worker_on_its_own_gpu(monkeypatch):
     assert worker_device(cpu, 3, 0) is None
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     assert default_jobs(cuda) == 8 and default_jobs(cuda1) == 1
+
+
+def test_leaving_the_group_waits_for_every_rank_at_the_normal_end_only(monkeypatch):
+    """A rank leaving right after its last collective while its peer is still busy can be aborted by
+    gloo, so the normal end passes a barrier first; after an error nobody waits for ranks that may never come."""
+    import torch.distributed as dist
+
+    from common.distributed import finish
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    finish(World(1, 2))
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    finish()
+    assert calls == ["destroy"]
+    calls.clear()
+    finish(World())  # one process: no group to wait in
+    assert calls == ["destroy"]
