@@ -55,8 +55,8 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
 # Dropout hurts here whatever we tried: the models are still learning when training ends (README).
 # Its rate is GPT-2's 0.1, not the lecture's 0.2: `scaled` carries the rate too, and at 0.2 it needed
 # 3,000 steps to reach 1.797 (3 seeds, EPYC; 1.861 at 2,000 steps, seed 0), while at 0.1 it reaches
-# 1.795 in the 2,000 steps every other rung trains, which takes 1 min 11 s off the ladder (8 min 53 s
-# -> 7 min 42 s, issue 12). The dropout rung still hurts, by +0.070 against +0.125 at 0.2 (README,
+# 1.795 in the 2,000 steps every other rung trains, which takes 1 min 35 s off the ladder (8 min 53 s
+# -> 7 min 18 s, issue 12). The dropout rung still hurts, by +0.070 against +0.125 at 0.2 (README,
 # with the commands that re-measure both rates).
 # PyTorch's default init, as the lecture's models before its final gpt.py.
 CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.1, batch_size=32, init="pytorch",
