@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import stages.dropout as dropout_stage  # noqa: E402
 import stages.multi_head as multi_head  # noqa: E402
+from bench.bench import NANOGPT_RECIPE as RECIPE  # noqa: E402
 from bench.bench import build_model  # noqa: E402
 from common.data import get_batch, load_dataset  # noqa: E402
+from common.profiles import get_profile, settings_for  # noqa: E402
 
-RECIPE = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0, batch_size=12)
-CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.2, batch_size=32)
-CPU_SCALED = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.2, batch_size=16)
+CPU_LADDER = settings_for(get_profile("cpu"), "dropout")  # every rung below scaled trains with these sizes
+CPU_SCALED = settings_for(get_profile("cpu"), "scaled")
 
 
 def fused_attention_forward(self, x):

@@ -34,9 +34,9 @@ class Dropout(nn.Dropout):
     """nn.Dropout: while training, zero each value with probability p and scale the rest by 1 / (1 - p).
 
     On the CPU the mask is drawn as uniform numbers u and kept where u >= p: PyTorch's dropout kernel
-    draws it with bernoulli_, which took a quarter of the `scaled` step on one CPU thread
-    (`python bench/levers.py profile`), and the whole step runs about 1.2x faster this way
-    (`python bench/levers.py dropout`). Elsewhere (CUDA, MPS) PyTorch's fused kernel is the fast one.
+    draws it with bernoulli_, which took a fifth of the `scaled` step of the cpu profile (p = 0.1) on
+    one CPU thread (`python bench/levers.py profile`), and the whole step runs about 1.1x faster this
+    way (`python bench/levers.py dropout`). Elsewhere (CUDA, MPS) PyTorch's fused kernel is the fast one.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
