@@ -93,13 +93,13 @@ def export_weights(folder: Path, runs: list[dict[str, Any]], stage_names) -> Non
     from another run than the one the table reports."""
     from common.checkpoint import load_checkpoint
     from common.errors import LadderError
-    from common.sampling import MAX_WEIGHTS_BYTES, weights_key, weights_path
+    from common.sampling import MAX_WEIGHTS_BYTES, weights_bytes, weights_key, weights_path
     from common.sampling import export_weights as write_weights
     behind, large = [], []
     for stage in stage_names:
         record = min((r for r in runs if r["stage"] == stage), key=lambda r: r["seed"])
         checkpoint_path, target = record["_dir"] / "checkpoint.pt", weights_path(folder, stage)
-        size = 2 * record["params"]  # bf16: 2 bytes a weight
+        size = weights_bytes(record["params"])
         if size > MAX_WEIGHTS_BYTES:  # decided before reading a checkpoint of that size
             large.append(f"{stage} ({size / 2**20:.1f} MiB)")
             continue

@@ -29,6 +29,11 @@ def weights_path(folder: Path, stage: str) -> Path:
     return folder / "weights" / f"{stage}.safetensors"
 
 
+def weights_bytes(params: int) -> int:
+    """The size of a weights file's tensors for a model of `params` parameters (bf16: 2 bytes each)."""
+    return 2 * params
+
+
 def export_weights(checkpoint: dict[str, Any], record: dict[str, Any], path: Path) -> None:
     """Write a run's weights (bf16) with the metadata sampling needs, atomically."""
     import torch
