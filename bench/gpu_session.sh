@@ -79,7 +79,9 @@ done
 
 if [ ${#written[@]} -gt 0 ]; then
     existing=()
-    for folder in "${written[@]}"; do [ -d "$folder" ] && existing+=("$folder"); done
+    for folder in "${written[@]}"; do  # each once (PROFILE and LECTURE_PROFILE may be the same)
+        [ -d "$folder" ] && [[ " ${existing[*]} " != *" $folder "* ]] && existing+=("$folder")
+    done
     if [ ${#existing[@]} -gt 0 ]; then
         tar czf "$OUT/results.tar.gz" --exclude=checkpoint.pt --exclude='*.tmp' "${existing[@]}"
         echo "results: $OUT/results.tar.gz ($(du -h "$OUT/results.tar.gz" | cut -f1)) from ${existing[*]}" | tee -a "$log"
