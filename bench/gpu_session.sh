@@ -10,8 +10,8 @@
 #   bash bench/gpu_session.sh                      # every step, with the limits below
 #   STEPS="ladder" LADDER_S=540 bash bench/gpu_session.sh
 #
-# Steps (STEPS, in this order; each under its own limit in seconds, so the whole stays inside the
-# device tool's 10 minutes a command):
+# Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
+# the start, so the whole, archive included, stays inside the device tool's 10 minutes a command):
 #   info     nvidia-smi, PyTorch's version and the GPU's name
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 #   ladder   runner.py --profile gpu, SEEDS, JOBS runs side by side on the one GPU                 (LADDER_S)
@@ -36,6 +36,7 @@ JOBS=${JOBS:-3}
 BENCH_S=${BENCH_S:-90}
 LADDER_S=${LADDER_S:-330}
 LECTURE_S=${LECTURE_S:-150}
+TOTAL_S=${TOTAL_S:-560}  # the whole script, inside the device tool's 600 s a command
 OUT=${OUT:-./gpu-out}
 RESULTS=${RESULTS:-results}  # the runner's --out
 PYTHON=${PYTHON:-python3}
@@ -48,9 +49,15 @@ written=()
 step() {  # step NAME LIMIT COMMAND...: run it under its limit, log its output and its wall time
     local name=$1 limit=$2
     shift 2
+    local left=$((TOTAL_S - SECONDS))  # never past TOTAL_S, so the archive below is always written
+    if [ "$left" -lt 20 ]; then
+        echo "== $name: skipped, ${left}s left of TOTAL_S=${TOTAL_S}" | tee -a "$log"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit}s): $*" | tee -a "$log"
     local start=$SECONDS
-    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    timeout -k 15 "$limit" "$@" 2>&1 | tee -a "$log"  # SIGTERM: a run stops at the end of its step
     local status=${PIPESTATUS[0]}
     echo "== $name: exit $status after $((SECONDS - start)) s" | tee -a "$log"
 }
@@ -58,7 +65,7 @@ step() {  # step NAME LIMIT COMMAND...: run it under its limit, log its output a
 for name in $STEPS; do
     case $name in
         info)
-            step info 60 bash -c "nvidia-smi || true; $PYTHON -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available() and torch.cuda.get_device_name())'" ;;
+            step info 30 bash -c "nvidia-smi || true; $PYTHON -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available() and torch.cuda.get_device_name())'" ;;
         bench)
             step bench "$BENCH_S" "$PYTHON" bench/bench.py --device "$DEVICE" --no-ttq --out "$OUT/bench-gpu.md" ;;
         ladder)
