@@ -13,9 +13,10 @@
 # Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
 # the start, so the whole, archive included, stays inside the device tool's 10 minutes a command):
 #   info     nvidia-smi, PyTorch's version and the GPU's name
-#   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 #   ladder   runner.py --profile gpu, SEEDS, JOBS runs side by side on the one GPU                 (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
+#   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
+# The issue's results first: the benchmark gets what time is left, up to BENCH_S.
 # Each training step runs with --resume: a second call continues an interrupted run where the
 # machine still holds its checkpoint (a fresh machine starts bare).
 # Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, and results.tar.gz with
@@ -27,7 +28,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=${STEPS:-"info bench ladder lecture"}
+STEPS=${STEPS:-"info ladder lecture bench"}
 PROFILE=${PROFILE:-gpu}
 LECTURE_PROFILE=${LECTURE_PROFILE:-lecture}
 DEVICE=${DEVICE:-cuda}
@@ -79,7 +80,7 @@ for name in $STEPS; do
                 --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS"
             written+=("$RESULTS/$LECTURE_PROFILE") ;;
         *)
-            echo "unknown step '$name': choose from info bench ladder lecture" | tee -a "$log"
+            echo "unknown step '$name': choose from info ladder lecture bench" | tee -a "$log"
             exit 2 ;;
     esac
 done
