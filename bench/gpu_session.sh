@@ -18,7 +18,11 @@
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 # The results first: the benchmark gets what time is left, up to BENCH_S.
 # Each training step runs with --resume: a second call continues an interrupted run where the
-# machine still holds its checkpoint (a fresh machine starts bare).
+# machine still holds its checkpoint (a fresh machine starts bare). Device time is 15 minutes a
+# session, the machine's start included, and a machine stays warm 30 s after a call: make the first
+# call with timeout_s 600; if a step was cut short, call again at once with what the status says is
+# left, e.g. `TOTAL_S=150 bash bench/gpu_session.sh`. Checkpoints (*.pt) are ignored files, so a warm
+# machine keeps them, and --resume rebuilds a finished run's record from its checkpoint.
 # Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, and results.tar.gz with
 # the results folders it wrote (records, curves, samples, tables, charts; no checkpoints).
 #
