@@ -5,7 +5,8 @@ the lecture: on the attention weights (a token randomly ignores some of its past
 attention projection and after the feed-forward layer, before each rejoins the residual stream.
 Dropout is active only in training mode; `model.eval()` turns it off. On the CPU the random mask is
 drawn as uniform numbers instead of with PyTorch's own dropout kernel, which is slower there
-(`Dropout` below); the computation is the same.
+(`Dropout` below): the same operation (each value zeroed with probability p, the rest scaled by
+1 / (1 - p)), from a different stream of random numbers.
 
 Why it should help: it stops the network relying on any single path, a regulariser that pays
 when the model is large enough to memorise the training text (train loss well below val loss).
@@ -36,7 +37,7 @@ class Dropout(nn.Dropout):
     On the CPU the mask is drawn as uniform numbers u and kept where u >= p: PyTorch's dropout kernel
     draws it with bernoulli_, which took a fifth of the `scaled` step of the cpu profile (p = 0.1) on
     one CPU thread (`python bench/levers.py profile`), and the whole step runs about 1.1x faster this
-    way (`python bench/levers.py dropout`). Elsewhere (CUDA, MPS) PyTorch's fused kernel is the fast one.
+    way (`python bench/levers.py dropout`). On CUDA and MPS it keeps PyTorch's kernel (not measured there).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
