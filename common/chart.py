@@ -19,16 +19,25 @@ def mean_interval(std: float, n: int) -> float:
     return float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
 
 
+def colour(verdict: str, default: str = OTHER) -> str:
+    """The colour of a verdict's family (helped, within noise, hurt), the same in every chart."""
+    from common.ladder import verdict_kind
+    return COLOURS.get(verdict_kind(verdict), default)
+
+
 def _ladder_panel(ax, table: pd.DataFrame, show_lecture: bool, vocab_size: int) -> None:
-    """Mean validation loss per rung with its 95% interval, each step labelled with its change and verdict."""
+    """Mean validation loss per rung with its 95% interval, each step labelled with its change and verdict.
+    A rung with a diverged seed has no mean worth plotting: it is marked 'diverged' above the others."""
     x = list(range(len(table)))
-    present = table.seeds > 0
+    diverged = table.diverged.fillna(0) > 0 if "diverged" in table else pd.Series(False, index=table.index)
+    _mark_diverged(ax, table, diverged)
+    present = (table.seeds > 0) & ~diverged
     half = [mean_interval(s, int(n)) for s, n in zip(table.val_loss_std, table.seeds)]
     xs = [i for i in x if present[i]]
     ax.plot(xs, table.val_loss_mean[present], color=OTHER, alpha=0.35, linewidth=2, zorder=1)
     ax.errorbar(xs, table.val_loss_mean[present], yerr=[half[i] for i in xs], fmt="none", ecolor="black",
                 capsize=5, linewidth=1.2, zorder=3)
-    colours = [COLOURS.get(v, OTHER) for v in table.verdict[present]]
+    colours = [colour(v) for v in table.verdict[present]]
     ax.scatter(xs, table.val_loss_mean[present], s=90, c=colours, edgecolors="black", zorder=4,
                label="val loss: mean over seeds, bar = 95% interval of the mean")
     ax.scatter(xs, table.train_loss_mean[present], s=40, marker="_", color="#444444", linewidths=2, zorder=4,
@@ -41,9 +50,14 @@ def _ladder_panel(ax, table: pd.DataFrame, show_lecture: bool, vocab_size: int) 
                    edgecolors="#e07b00", linewidths=1.8, zorder=5, label="the lecture's reported val loss")
         values += list(lecture.dropna())
         lows += list(lecture.dropna())
-    top, bottom = max(values), min(lows)
+    top, bottom = max(values, default=math.log(vocab_size)), min(lows, default=0.0)
     span = max(top - bottom, 0.05)
     for i, row in table.iterrows():
+        if diverged[i]:
+            ax.annotate(f"diverged\n({int(row.diverged)} of {int(row.seeds)} seeds)\n{row.verdict}",
+                        (i, top + 0.12 * span), ha="center", va="center", fontsize=8.5, color=colour(row.verdict, "black"),
+                        fontweight="bold")
+            continue
         if not present[i]:
             ax.annotate("missing", (i, bottom + span / 2), ha="center", fontsize=9, color=COLOURS["hurt"])
             continue
@@ -51,8 +65,8 @@ def _ladder_panel(ax, table: pd.DataFrame, show_lecture: bool, vocab_size: int) 
         if row.verdict:
             label = (f"{row.delta:+.3f}\n" if pd.notna(row.delta) else "") + f"{row.verdict}\n" + label
         ax.annotate(label, (i, row.val_loss_mean + half[i]), xytext=(0, 8), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8.5, color=COLOURS.get(row.verdict, "black"),
-                    fontweight="bold" if row.verdict == "hurt" else "normal",
+                    ha="center", va="bottom", fontsize=8.5, color=colour(row.verdict, "black"),
+                    fontweight="bold" if row.verdict.startswith("hurt") else "normal",
                     bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
     ax.set_xticks(x)
     ax.set_xticklabels(table.stage, rotation=30, ha="right")
@@ -65,8 +79,15 @@ def _ladder_panel(ax, table: pd.DataFrame, show_lecture: bool, vocab_size: int) 
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8.5, frameon=False)
 
 
-def _curves_panel(ax, table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> None:
+def _mark_diverged(ax, table: pd.DataFrame, diverged: pd.Series) -> None:
+    """Shade the columns of diverged rungs (their labels are drawn with the others)."""
+    for i in [i for i in range(len(table)) if diverged[i]]:
+        ax.axvspan(i - 0.4, i + 0.4, color=COLOURS["hurt"], alpha=0.08, linewidth=0)
+
+
+def _curves_panel(ax, table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], vocab_size: int = 65) -> None:
     """Learning curves, one colour per rung (a qualitative palette), band = min..max over seeds."""
+    ceiling = math.log(vocab_size) + 0.5  # above the uniform guess: diverged
     import matplotlib.pyplot as plt
     palette = plt.get_cmap("tab10")
     lows = []
@@ -79,7 +100,10 @@ def _curves_panel(ax, table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -
         ax.fill_between(curve.step, curve.val_min, curve.val_max, color=colour, alpha=0.15, linewidth=0)
         lows.append(curve.val_min.min())
         late = curve[curve.step >= curve.step.max() * 0.1]  # the first 10% start near ln(vocab): leave it off
-        lows.append(late.val_max.max())
+        late = late.val_max[late.val_max < ceiling]  # a diverged seed's losses would squash the others
+        if not late.empty:
+            lows.append(late.max())
+    lows = [v for v in lows if math.isfinite(v)]
     if lows:
         ax.set_ylim(min(lows) - 0.05, max(lows) + 0.15)
     ax.set_xlabel("training step")
@@ -105,7 +129,7 @@ def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: s
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 7.5), gridspec_kw={"width_ratios": [1.35, 1]})
     _ladder_panel(ax, table, show_lecture, vocab_size)
-    _curves_panel(ax2, table, curves)
+    _curves_panel(ax2, table, curves, vocab_size)
     fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -26,6 +26,8 @@ class TrainConfig:
     eval_interval: int = 500  # evaluate both splits every this many steps (and at the end)
     eval_iters: int = 200  # batches averaged per split at each evaluation
     precision: str = "auto"  # matmuls in "fp32", "bf16" (autocast) or "auto": the faster here, measured
+    train_chars: int = 0  # train on the first train_chars characters of the training split (0: all of it);
+    #                       the validation split stays whole, so runs on less text are scored on the same text
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters"):
@@ -42,6 +44,9 @@ class TrainConfig:
             raise LadderError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.warmup_iters < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise LadderError("warmup_iters, grad_clip and weight_decay must not be negative")
+        if self.train_chars < 0:
+            raise LadderError(f"train_chars must be 0 (the whole training split) or a positive number of "
+                              f"characters, got {self.train_chars}")
 
 
 def field_names(cls: type) -> list[str]:

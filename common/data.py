@@ -56,6 +56,12 @@ class Dataset:
     def split(self, name: str) -> torch.Tensor:
         return self.train if name == "train" else self.val
 
+    def with_train_chars(self, train_chars: int) -> "Dataset":
+        """The same dataset training on only the first train_chars characters (0: all); validation unchanged."""
+        if not train_chars:
+            return self
+        return Dataset(self.tokenizer, self.train[:train_chars], self.val)
+
 
 def make_dataset(text: str, train_fraction: float = 0.9) -> Dataset:
     """Encode the text and split it: the first 90% trains, the last 10% validates (as in the lecture)."""
@@ -88,6 +94,18 @@ def check_block_size(dataset: Dataset, block_size: int) -> None:
         raise LadderError(f"block_size {block_size} is too large for this corpus: the shorter split has only "
                           f"{shortest} tokens; use block_size of at most {shortest - 1} or a corpus of at least "
                           f"{needed} characters")
+
+
+def check_train_chars(dataset: Dataset, train_chars: int, block_size: int) -> None:
+    """train_chars must leave at least one training window and cannot exceed the training split."""
+    if not train_chars:
+        return
+    if train_chars > len(dataset.train):
+        raise LadderError(f"train_chars {train_chars:,} is more than the training split holds "
+                          f"({len(dataset.train):,} characters): use at most that, or 0 for all of it")
+    if train_chars < block_size + 1:
+        raise LadderError(f"train_chars {train_chars} is too small for block_size {block_size}: it must hold "
+                          f"at least block_size + 1 = {block_size + 1} characters")
 
 
 def get_batch(data: torch.Tensor, block_size: int, batch_size: int,

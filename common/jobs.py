@@ -95,7 +95,8 @@ class LadderProgress:
         self.total = sum(self.cost.values()) or 1
         self.clock, self.start, self.status = clock, clock(), ""
         # {unit} carries our own [elapsed<left] and status: tqdm's {remaining} would take reused runs for pace
-        self.bar = tqdm(total=100.0, desc=desc, dynamic_ncols=True, disable=not ctx.options.progress, unit="",
+        self.bar = tqdm(total=100.0, desc=desc, dynamic_ncols=True, unit="",
+                        disable=None if ctx.options.progress else True,  # None: only on a terminal, no redraws in a log
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {unit}")
 
     def seconds_left(self) -> float | None:

@@ -13,6 +13,13 @@ and a change smaller than the floor is never called one. A step where either sta
 than 2 seeds gets no verdict ("too few seeds"): one seed says nothing about the spread. A rung
 with no runs between rungs that have them shows as "missing", and the rung after it gets no
 verdict: it is never compared across the gap.
+
+Divergence is a result, not noise: a run whose final validation loss is not finite, or is worse than
+the uniform guess (ln of the vocabulary size, 4.17 nats for 65 characters) and than its own best
+evaluation, has diverged. A rung with
+a diverged seed has no meaningful mean, so a step into or out of it is not tested by Welch's rule
+but called what it is: "hurt: diverged" (this rung diverged, the one before trained), "helped: the
+rung before diverged", or "diverged, as the rung before".
 """
 from __future__ import annotations
 
@@ -24,13 +31,16 @@ import pandas as pd
 NOISE_FLOOR = 0.005  # nats: differences smaller than this are never called a change
 CONFIDENCE = 0.95
 VERDICTS = ("helped", "within noise", "hurt")
+DIVERGED = "hurt: diverged"
+CURED = "helped: the rung before diverged"
+BOTH_DIVERGED = "diverged, as the rung before"
 TOO_FEW = "too few seeds"
 MISSING = "missing"
 AFTER_GAP = "no verdict: rung before is missing"
 VERDICT_RULE = ("`helped` (or `hurt`) when the whole 95% confidence interval of the change in mean validation "
                 f"loss (Welch's t over seeds) lies below -{NOISE_FLOOR} (above +{NOISE_FLOOR}); no verdict with "
                 "fewer than 2 seeds (see README)")
-COLUMNS = ["stage", "adds", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high",
+COLUMNS = ["stage", "adds", "params", "seeds", "diverged", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high",
            "p_value", "verdict", "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds"]
 
 
@@ -54,6 +64,19 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
     return delta - half, delta + half, p
 
 
+def run_diverged(record: Mapping[str, Any]) -> bool:
+    """Whether a run diverged: its final validation loss is not finite, or is worse both than the uniform
+    guess and than its own best evaluation (a run still on its way down from the start is not diverged)."""
+    val, best = record["final"]["val_loss"], record["best"]["val_loss"]
+    vocab_size = (record.get("model_config") or {}).get("vocab_size") or 65
+    return bool(record.get("diverged")) or not math.isfinite(val) or (val > math.log(vocab_size) and val > best)
+
+
+def verdict_kind(text: str) -> str:
+    """The colour family of a verdict: helped, hurt, within noise, or '' (no verdict)."""
+    return next((v for v in VERDICTS if str(text).startswith(v)), "within noise" if text == BOTH_DIVERGED else "")
+
+
 def verdict(ci_low: float, ci_high: float) -> str:
     if ci_high < -NOISE_FLOOR:
         return "helped"
@@ -65,7 +88,8 @@ def verdict(ci_low: float, ci_high: float) -> str:
 def _per_stage(runs: list[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{"stage": r["stage"], "seed": r["seed"], "params": r["params"],
                           "val_loss": r["final"]["val_loss"], "train_loss": r["final"]["train_loss"],
-                          "best_val_loss": r["best"]["val_loss"], "train_seconds": r["train_seconds"]}
+                          "best_val_loss": r["best"]["val_loss"], "train_seconds": r["train_seconds"],
+                          "diverged": run_diverged(r)}
                          for r in runs])
 
 
@@ -73,7 +97,7 @@ def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
     n = len(group)
     mean = group.val_loss.mean()
     return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), "seeds": n,
-            "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1) if n > 1 else float("nan"),
+            "diverged": int(group.diverged.sum()), "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1) if n > 1 else float("nan"),
             "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
             "verdict": "", "train_loss_mean": group.train_loss.mean(), "gap": mean - group.train_loss.mean(),
             "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),
@@ -82,13 +106,17 @@ def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
 
 def _missing_row(stage: str, info: Mapping[str, Any]) -> dict[str, Any]:
     row = {c: float("nan") for c in COLUMNS}
-    row.update(stage=stage, adds=info["adds"], params=0, seeds=0, verdict=MISSING,
+    row.update(stage=stage, adds=info["adds"], params=0, seeds=0, diverged=0, verdict=MISSING,
                lecture_val_loss=info.get("lecture_val_loss"))
     return row
 
 
 def _compare(row: dict[str, Any], previous: dict[str, Any]) -> None:
     """Fill in the step from `previous` to `row`: delta, its interval and the verdict."""
+    if row["diverged"] or previous["diverged"]:  # no mean to test: say what happened
+        row["verdict"] = (BOTH_DIVERGED if row["diverged"] and previous["diverged"]
+                          else DIVERGED if row["diverged"] else CURED)
+        return
     row["delta"] = row["val_loss_mean"] - previous["val_loss_mean"]
     if row["seeds"] < 2 or previous["seeds"] < 2:
         row["verdict"] = TOO_FEW
@@ -138,7 +166,7 @@ def _cell(value: Any, column: str) -> str:
         return f"{value:.3f}" if value >= 0.001 else "<0.001"
     if column == "train_seconds":
         return f"{value:.1f}"
-    if column in ("params", "seeds"):
+    if column in ("params", "seeds", "diverged"):
         return f"{int(value):,}"
     if isinstance(value, float):
         return f"{value:.3f}"

@@ -115,10 +115,11 @@ def open_context(options: RunOptions, stages: Mapping[str, Stage], fingerprint: 
 
 def stage_configs(profile: Profile, stage: Stage, overrides: Mapping[str, Any], dataset):
     """(settings, model config, TrainConfig) of a stage under a profile, checked against the corpus."""
-    from common.data import check_block_size
+    from common.data import check_block_size, check_train_chars
     settings = settings_for(profile, stage.name, overrides)
     model_config, train_config = make_configs(stage.Config, settings, dataset.tokenizer.vocab_size)
     check_block_size(dataset, model_config.block_size)
+    check_train_chars(dataset, train_config.train_chars, model_config.block_size)
     return settings, model_config, train_config
 
 
@@ -161,12 +162,15 @@ def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
         precision = ctx.world.from_rank0(precision)  # every rank of a DDP run trains alike
         train_config = dataclasses.replace(train_config, precision=precision)
     precision = train_config.precision
+    # The key holds the precision asked for: a run made with "auto" is a run of the same experiment whichever
+    # precision a machine's probe chose (run.json keeps the one it used); an explicit precision must match.
+    asked = settings.get("precision", "auto")
     key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": ctx.fingerprint,
-                                     "precision": precision, "vocabulary": ctx.dataset.tokenizer.chars,
+                                     "precision": asked, "vocabulary": ctx.dataset.tokenizer.chars,
                                      "n_train": len(ctx.dataset.train)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     data = hashlib.sha256(json.dumps([ctx.dataset.tokenizer.chars, len(ctx.dataset.train)]).encode()).hexdigest()[:16]
-    parts = {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": precision, "data": data}
+    parts = {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": asked, "data": data}
     return RunPlan(stage, seed, settings, model_config, train_config, precision, key,
                    run_dir(ctx.folder, name, seed), parts)
 
@@ -276,15 +280,14 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
         if progress is not None:
             progress.put((name, seed, st.step, st.curve[-1]["val_loss"]))
 
-    try:
-        result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
-                       progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
-                       world=ctx.world)
-    except LadderError as exc:  # the loss became NaN or infinite
-        kept = (f"; the last good checkpoint (step {saved['step']}) is kept in {path}"
-                if saved["step"] is not None else "")
-        reason = str(exc).removeprefix(f"{name} s{seed}: ")
-        raise LadderError(f"stage {name}, seed {seed}: {reason}{kept}") from None
+    result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
+                   progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
+                   world=ctx.world)
+    if result.diverged and ctx.world.is_main:
+        kept = f"; its checkpoint from step {saved['step']} is kept" if saved["step"] is not None else ""
+        print(f"{name} seed {seed}: diverged, the loss is no longer finite at step {result.state.step}: recorded "
+              f"as a diverged run{kept} (the learning rate, {cfg.learning_rate}, is probably too high for this "
+              f"model)", file=sys.stderr, flush=True)
     if not result.stopped:
         return result
     if not ctx.world.is_main:
@@ -311,7 +314,8 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
     params = sum(p.numel() for p in model.parameters())
     tokenizer = ctx.dataset.tokenizer
     prompt = SAMPLE_PROMPT if all(ch in tokenizer.stoi for ch in SAMPLE_PROMPT) else ""
-    sample = sample_text(model, tokenizer, max_new_tokens=300, prompt=prompt, seed=0)
+    sample = (f"(no sample: the run diverged at step {state.step})\n" if result.diverged
+              else sample_text(model, tokenizer, max_new_tokens=300, prompt=prompt, seed=0))
     final, best = result.final, result.best_val
     tokens_per_second = result.tokens_per_second or (  # a run finished before this session: its average
         state.step * cfg.batch_size * mcfg.block_size / max(state.elapsed, 1e-9))
@@ -325,7 +329,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "params": params, "world_size": ctx.world.world_size, "train_seconds": round(state.elapsed, 2),
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
-        "final": final, "best": best, "code": ctx.fingerprint,
+        "final": final, "best": best, "diverged": result.diverged, "code": ctx.fingerprint,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_text(plan.folder / "curve.csv", "step,train_loss,val_loss,seconds\n" + "".join(

@@ -262,3 +262,68 @@ def test_check_block_size_against_the_val_split(dataset):
         check_block_size(dataset, n_val)
     with pytest.raises(LadderError, match="too large"):
         check_block_size(dataset, len(dataset.train) + 5)
+
+
+# -- the training-size setting (train_chars) and the whole-split evaluation --------------------------
+
+def test_train_chars_limits_training_text_and_leaves_validation_identical(dataset):
+    from common.data import check_train_chars
+    small = dataset.with_train_chars(50_000)
+    assert len(small.train) == 50_000 and torch.equal(small.train, dataset.train[:50_000])
+    assert torch.equal(small.val, dataset.val)  # every point of a sweep is scored on the same text
+    assert dataset.with_train_chars(0) is dataset  # 0: the whole training split
+    with pytest.raises(LadderError, match="more than the training split holds"):
+        check_train_chars(dataset, len(dataset.train) + 1, 32)
+    with pytest.raises(LadderError, match="too small for block_size 32"):
+        check_train_chars(dataset, 32, 32)
+    check_train_chars(dataset, 33, 32)  # one window of block_size + 1 fits
+
+
+def test_training_draws_batches_only_from_the_first_train_chars():
+    from torch import nn
+
+    from common.config import TrainConfig
+    from common.train import train
+
+    class Recorder(nn.Module):  # honours the stage contract; remembers the tokens it trained on
+        def __init__(self, vocab_size):
+            super().__init__()
+            self.config = type("Config", (), {"block_size": 4})()
+            self.logits = nn.Embedding(vocab_size, vocab_size)
+            self.seen = set()
+
+        def forward(self, idx, targets=None):
+            if self.training:
+                self.seen.update(idx.flatten().tolist())
+                self.seen.update(targets.flatten().tolist())
+            logits = self.logits(idx)
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            return logits, loss
+
+    text = "ab" * 500 + "cd" * 400 + "abcd" * 50  # the training split (90%) holds "cd" after its first 1,000
+    ds = make_dataset(text)
+    model = Recorder(ds.tokenizer.vocab_size)
+    train(model, ds, TrainConfig(batch_size=8, max_iters=200, eval_interval=100, eval_iters=2, train_chars=1000),
+          progress=False)
+    assert model.seen == set(ds.tokenizer.encode("ab"))  # never a "c" or "d": they start at character 1,000
+    model = Recorder(ds.tokenizer.vocab_size)
+    train(model, ds, TrainConfig(batch_size=8, max_iters=200, eval_interval=100, eval_iters=2), progress=False)
+    assert model.seen == set(ds.tokenizer.encode("abcd"))  # without the setting, the whole split
+
+
+def test_the_final_evaluation_scores_the_whole_validation_split_exactly():
+    from common.config import TrainConfig
+    from common.train import split_loss, train
+    from stages import STAGES
+
+    ds = make_dataset("to be, or not to be: that is the question. " * 40)
+    torch.manual_seed(0)
+    model = STAGES["bigram"].Model(STAGES["bigram"].Config(vocab_size=ds.tokenizer.vocab_size, block_size=8))
+    T, n = 8, (len(ds.val) - 1) // 8
+    with torch.no_grad():  # by hand: every full window of the split, one at a time
+        by_hand = sum(model(ds.val[i * T:(i + 1) * T][None], ds.val[i * T + 1:(i + 1) * T + 1][None])[1].item()
+                      for i in range(n)) / n
+    assert split_loss(model, ds.val, T, batch_size=3) == pytest.approx(by_hand, abs=1e-6)
+    result = train(model, ds, TrainConfig(batch_size=4, max_iters=10, eval_interval=5, eval_iters=2),
+                   progress=False)
+    assert result.final["val_loss"] == pytest.approx(split_loss(model, ds.val, T, 4), abs=1e-6)

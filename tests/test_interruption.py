@@ -1,6 +1,6 @@
 """Nothing lost: Ctrl-C and SIGTERM save a checkpoint and say how to resume, --resume ends where an
 uninterrupted run ends, kill -9 never leaves a broken file, two runners never share a folder, and a
-loss that turns NaN stops the run with the last good checkpoint kept.
+loss that turns NaN ends the run as diverged (a recorded result) with the last good checkpoint kept.
 
 The interruptions are real: runner.py in a subprocess, stopped with a real signal.
 """
@@ -359,33 +359,33 @@ class _Poisoned(nn.Module):
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_a_loss_that_becomes_nan_or_infinite_stops_training(value):
+def test_a_loss_that_becomes_nan_or_infinite_ends_the_run_as_diverged(value):
     dataset = make_dataset("to be, or not to be: that is the question. " * 20)
     model = _Poisoned(dataset.tokenizer.vocab_size, after=13, value=value)
     cfg = TrainConfig(batch_size=4, max_iters=50, learning_rate=1e-2, eval_interval=10, eval_iters=2)
     saved = []
-    with pytest.raises(LadderError) as info:
-        train(model, dataset, cfg, name="poisoned s0", progress=False,
-              on_eval=lambda state, m, opt: saved.append(state.step))
-    message = str(info.value)
-    assert "poisoned s0" in message and "at step 20" in message and "learning rate" in message
+    result = train(model, dataset, cfg, name="poisoned s0", progress=False,
+                   on_eval=lambda state, m, opt: saved.append(state.step))
+    assert result.diverged and not result.stopped
+    assert result.state.step == 20 and not math.isfinite(result.final["val_loss"])  # ended at that evaluation
     assert saved == [0, 10]  # the last good state was handed over; the bad one was not
 
 
-def test_runner_stops_on_nan_and_keeps_the_last_good_checkpoint(tmp_path, corpus_path):
-    code, _, err = run_main("--profile", "smoke", "--stage", "residual", "--seeds", "0", "--set",
-                            "learning_rate=1e30", "--data", str(corpus_path), "--out", str(tmp_path))
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: stage residual, seed 0: "), err
-    assert "at step 15" in err and "learning rate" in err and "last good checkpoint (step 0)" in err
+def test_runner_records_a_diverged_run_and_keeps_the_last_good_checkpoint(tmp_path, corpus_path):
+    code, out, err = run_main("--profile", "smoke", "--stage", "residual", "--seeds", "0", "--set",
+                              "learning_rate=1e30", "--data", str(corpus_path), "--out", str(tmp_path))
+    assert code == 0, err  # a result, not an error
+    assert "residual seed 0: diverged" in err and "at step 15" in err and "learning rate" in err
     path = next(tmp_path.glob("smoke-*/runs/residual/seed0/checkpoint.pt"))
-    assert str(path) in err
     checkpoint = load_checkpoint(path, stage="residual", profile="smoke")
     assert checkpoint["step"] == 0 and not checkpoint["complete"]
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
-    assert all(math.isfinite(row["val_loss"]) for row in checkpoint["curve"])
-    assert not path.with_name("run.json").exists()
+    record = json.loads(path.with_name("run.json").read_text())
+    assert record["diverged"] is True and record["final"]["step"] == 15
+    assert "diverged" in path.with_name("sample.txt").read_text()
+    code, out, err = run_main("--profile", "smoke", "--stage", "residual", "--seeds", "0", "--set",
+                              "learning_rate=1e30", "--data", str(corpus_path), "--out", str(tmp_path))
+    assert code == 0 and "reusing saved result" in out  # the diverged run is a finished result
 
 
 def test_a_stop_after_divergence_keeps_the_last_good_checkpoint(tmp_path, corpus_path):

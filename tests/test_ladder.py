@@ -103,6 +103,6 @@ def test_markdown_has_one_line_per_stage():
     table = ladder_table([run("a", 0, 2.5), run("b", 0, 2.4)], ORDER, INFO)
     lines = to_markdown(table).strip().splitlines()
     assert len(lines) == 2 + 2
-    assert lines[0].startswith("| stage | adds | params | seeds | val_loss_mean")
+    assert lines[0].startswith("| stage | adds | params | seeds | diverged | val_loss_mean")
     assert "| b |" in lines[3] and "-0.100" in lines[3] and TOO_FEW in lines[3]
     assert NOISE_FLOOR == 0.005
