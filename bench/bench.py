@@ -63,6 +63,7 @@ profile, and `scaled` plus the reference at the lecture's setting and at the nan
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -238,8 +239,6 @@ def build_model(stage: str, settings: dict[str, Any], vocab_size: int, device: s
         config_cls = STAGES["scaled"].Config  # same fields: vocab, block, n_embd, n_head, n_layer, dropout
     else:
         Model, config_cls = STAGES[stage].Model, STAGES[stage].Config
-    import dataclasses
-
     import torch
 
     from common.precision import resolve_precision
@@ -494,6 +493,33 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
                  ttq: dict[str, Any] | None, full_run: dict[str, Any] | None = None, ceiling_dtype: str = "fp32",
                  quick: bool = False) -> str:
     """The whole report as Markdown: machine, ceiling, the table, ratios, time to quality, goals."""
+    device = machine["device"]
+    lines, ceiling_gflops = report_head(machine, ceiling, ceiling_dtype, quick)
+    lines.append("")
+    lines.append(markdown_table(TABLE_COLUMNS, table_rows(rows, ceiling_gflops)))
+    lines.append("")
+    lines.append(table_note(rows, device))
+    lines.append("")
+
+    # the references against the scaled stage, wherever they ran at the same setting
+    by_key = {(r["setting"], r["stage"]): r.get("result") for r in rows}
+    fastest_nano = fastest_nanogpt_rows(by_key)
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        lines.extend(comparison_lines(setting, by_key))
+    lines.extend(training_run_lines(ttq, full_run))
+
+    if not quick:  # the issue's goals, where this run measured them
+        goals = goal_verdicts(device, by_key, fastest_nano, ttq, full_run)
+        if goals:
+            lines.append("")
+            lines.append("Goals: " + "; ".join(goals) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def report_head(machine: dict[str, Any], ceiling: dict[str, Any] | None, ceiling_dtype: str,
+                quick: bool) -> tuple[list[str], float | None]:
+    """The lines of the title, the machine and the matmul ceiling; and the ceiling's GFLOP/s the % column is
+    against (None where it was not measured)."""
     lines = []
     title = "GPT Ladder benchmark" + (" (--quick: tiny settings, numbers mean nothing)" if quick else "")
     lines.append(f"## {title}\n")
@@ -512,52 +538,76 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
         ceiling_gflops = ceiling["gflops"].get(ceiling_dtype)
     elif ceiling is not None:
         lines.append(f"- **matmul ceiling**: failed: {ceiling.get('error')}")
-    lines.append("")
-    lines.append(markdown_table(TABLE_COLUMNS, table_rows(rows, ceiling_gflops)))
-    lines.append("")
+    return lines, ceiling_gflops
+
+
+def table_note(rows: list[dict[str, Any]], device: str) -> str:
+    """The paragraph under the table: how ms/step, GFLOP/s and peak MB were measured in this run."""
     timing = "median of each timed step" if device == "cpu" else "mean over the timed steps"
     rounds = max((len(r["result"].get("rounds_ms", [])) for r in rows if r.get("result")), default=1)
     if rounds > 1:
         timing += (f" (the rows compared side by side: {rounds} alternating rounds, each row's median round "
                    f"shown)")
-    lines.append(f"ms/step: {timing} of a full training step (batch, forward, backward, AdamW). GFLOP/s: "
-                 f"6·N(non-embedding) + 12·T·(attention width) FLOPs per token. peak MB: "
-                 f"{'peak resident memory of the row’s process (Δ: above its level before the model was built)' if device == 'cpu' else 'peak CUDA memory allocated (Δ: above the level before the model was built)'}.")
-    lines.append("")
+    return (f"ms/step: {timing} of a full training step (batch, forward, backward, AdamW). GFLOP/s: "
+            f"6·N(non-embedding) + 12·T·(attention width) FLOPs per token. peak MB: "
+            f"{'peak resident memory of the row’s process (Δ: above its level before the model was built)' if device == 'cpu' else 'peak CUDA memory allocated (Δ: above the level before the model was built)'}.")
 
-    # the references against the scaled stage, wherever they ran at the same setting
-    by_key = {(r["setting"], r["stage"]): r.get("result") for r in rows}
-    fastest_nano: dict[str, dict[str, Any]] = {}  # setting -> the nanoGPT-shaped row at its faster precision
-    for setting in dict.fromkeys(r["setting"] for r in rows):
-        ref, scaled = by_key.get((setting, REFERENCE)), by_key.get((setting, "scaled"))
-        nanos = [n for n in (by_key.get((setting, f"{NANOGPT}@{p}")) for p in PINNED) if n]
+
+def _nanogpt_rows(setting: str, by_key: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
+    """The nanoGPT-shaped model's results at `setting`, one per pinned precision that ran."""
+    return [n for n in (by_key.get((setting, f"{NANOGPT}@{p}")) for p in PINNED) if n]
+
+
+def fastest_nanogpt_rows(by_key: dict[tuple[str, str], Any]) -> dict[str, dict[str, Any]]:
+    """Setting -> the nanoGPT-shaped row at its faster precision, for every setting where it ran."""
+    fastest = {}
+    for setting in dict.fromkeys(setting for setting, _ in by_key):
+        nanos = _nanogpt_rows(setting, by_key)
         if nanos:
-            fastest_nano[setting] = min(nanos, key=lambda r: r["ms"])
-        if ref and scaled:
-            lines.append(f"- **reference / scaled** at {setting}: {ref['ms']:.2f} ms / {scaled['ms']:.2f} ms = "
-                         f"**{ref['ms'] / scaled['ms']:.2f}×** (the lecture's gpt.py is that many times slower)")
-        if nanos and scaled:
-            nano = fastest_nano[setting]
-            each = ", ".join(f"{n['precision']} {n['ms']:.2f} ms" for n in nanos)
-            lines.append(f"- **nanoGPT-shaped / scaled** at {setting}: {nano['ms']:.2f} ms ({nano['precision']}, the "
-                         f"faster of {each}) / {scaled['ms']:.2f} ms ({scaled['precision']}) = "
-                         f"**{nano['ms'] / scaled['ms']:.2f}×** (above 1: the project's step is faster)")
-            if len(scaled.get("rounds_ms", [])) > 1:
-                per_round = ", ".join(f"{n / o:.2f}×" for n, o in zip(nano["rounds_ms"], scaled["rounds_ms"]))
-                lines.append(f"  - round by round: {per_round}")
-        pinned = {p: by_key.get((setting, f"scaled@{p}")) for p in PINNED}
-        if scaled and scaled.get("precision") and not scaled.get("pinned"):
-            line = (f"- **precision=auto** at {setting}: chose **{scaled['precision']}** by measurement on this "
-                    f"machine (common/precision.py): {scaled['ms']:.2f} ms")
-            if all(pinned.values()):
-                best = min(pinned.values(), key=lambda r: r["ms"])
-                line += (f"; pinned: fp32 {pinned['fp32']['ms']:.2f} ms, bf16 {pinned['bf16']['ms']:.2f} ms; auto is "
-                         f"{_slower(scaled['ms'], best['ms'])} than the faster ({best['precision']})")
-            lines.append(line)
-        if scaled:
-            lines.append(f"- scaled at {setting}: {scaled['max_iters']:,} steps × {scaled['ms']:.2f} ms = "
-                         f"{scaled['max_iters'] * scaled['ms'] / 1000:,.1f} s of training steps (evaluations excluded)")
+            fastest[setting] = min(nanos, key=lambda r: r["ms"])
+    return fastest
 
+
+def comparison_lines(setting: str, by_key: dict[tuple[str, str], Any]) -> list[str]:
+    """At one setting: each reference's step against scaled's, precision=auto against the pinned
+    precisions, and the training steps' time of a whole scaled run."""
+    lines = []
+    ref, scaled = by_key.get((setting, REFERENCE)), by_key.get((setting, "scaled"))
+    nanos = _nanogpt_rows(setting, by_key)
+    if ref and scaled:
+        lines.append(f"- **reference / scaled** at {setting}: {ref['ms']:.2f} ms / {scaled['ms']:.2f} ms = "
+                     f"**{ref['ms'] / scaled['ms']:.2f}×** (the lecture's gpt.py is that many times slower)")
+    if nanos and scaled:
+        nano = min(nanos, key=lambda r: r["ms"])
+        each = ", ".join(f"{n['precision']} {n['ms']:.2f} ms" for n in nanos)
+        lines.append(f"- **nanoGPT-shaped / scaled** at {setting}: {nano['ms']:.2f} ms ({nano['precision']}, the "
+                     f"faster of {each}) / {scaled['ms']:.2f} ms ({scaled['precision']}) = "
+                     f"**{nano['ms'] / scaled['ms']:.2f}×** (above 1: the project's step is faster)")
+        if len(scaled.get("rounds_ms", [])) > 1:
+            per_round = ", ".join(f"{n / o:.2f}×" for n, o in zip(nano["rounds_ms"], scaled["rounds_ms"]))
+            lines.append(f"  - round by round: {per_round}")
+    if scaled and scaled.get("precision") and not scaled.get("pinned"):
+        lines.append(auto_precision_line(setting, scaled, {p: by_key.get((setting, f"scaled@{p}")) for p in PINNED}))
+    if scaled:
+        lines.append(f"- scaled at {setting}: {scaled['max_iters']:,} steps × {scaled['ms']:.2f} ms = "
+                     f"{scaled['max_iters'] * scaled['ms'] / 1000:,.1f} s of training steps (evaluations excluded)")
+    return lines
+
+
+def auto_precision_line(setting: str, scaled: dict[str, Any], pinned: dict[str, dict[str, Any] | None]) -> str:
+    """What precision=auto chose for scaled at `setting`, and how it compares with scaled pinned to each precision."""
+    line = (f"- **precision=auto** at {setting}: chose **{scaled['precision']}** by measurement on this "
+            f"machine (common/precision.py): {scaled['ms']:.2f} ms")
+    if all(pinned.values()):
+        best = min(pinned.values(), key=lambda r: r["ms"])
+        line += (f"; pinned: fp32 {pinned['fp32']['ms']:.2f} ms, bf16 {pinned['bf16']['ms']:.2f} ms; auto is "
+                 f"{_slower(scaled['ms'], best['ms'])} than the faster ({best['precision']})")
+    return line
+
+
+def training_run_lines(ttq: dict[str, Any] | None, full_run: dict[str, Any] | None) -> list[str]:
+    """The time-to-quality run and the full run, each where it ran (or why it failed)."""
+    lines = []
     for label, run in (("time to quality", ttq), ("full run", full_run)):
         if run is None:
             continue
@@ -578,46 +628,50 @@ def build_report(machine: dict[str, Any], ceiling: dict[str, Any] | None, rows: 
             lines.append(f"- **time to quality** (val ≤ {run['target']}, {how}): **not reached** in "
                          f"{run['steps_run']:,} steps ({run['wall']:.1f} s); best val {run['best_val']:.4f} at "
                          f"step {run['best_step']:,}")
+    return lines
 
-    if not quick:  # the issue's goals, where this run measured them
-        goals = []
-        recipe_scaled, recipe_nano = by_key.get(("nanogpt-recipe", "scaled")), fastest_nano.get("nanogpt-recipe")
-        if recipe_scaled and recipe_nano:
-            ratio = recipe_nano["ms"] / recipe_scaled["ms"]
-            goals.append(f"scaled's step at the nanoGPT recipe ≥ {STEP_GOAL_RATIO:g}× faster than the nanoGPT-shaped "
-                         f"model's: {ratio:.2f}× ({_met(ratio >= STEP_GOAL_RATIO)})")
-        pinned = [by_key.get(("nanogpt-recipe", f"scaled@{p}")) for p in PINNED]
-        if recipe_scaled and all(pinned):
-            best = min(r["ms"] for r in pinned)
-            goals.append(f"precision=auto ≤ {AUTO_GOAL_SLOWER:.0%} slower than the faster precision: "
-                         f"{_slower(recipe_scaled['ms'], best)} "
-                         f"({_met(recipe_scaled['ms'] <= best * (1 + AUTO_GOAL_SLOWER))})")
-        if ttq and "error" not in ttq and ttq.get("setting") == "nanogpt-recipe" and recipe_nano and recipe_scaled:
-            # both sides on one footing: steps x the median step time measured above, evaluations excluded
-            # (the time-to-quality run's own wall time, its evaluations included, is printed above)
-            theirs = recipe_nano["max_iters"] * recipe_nano["ms"] / 1000
-            if ttq["reached"]:
-                ours = ttq["step"] * recipe_scaled["ms"] / 1000
-                ratio = theirs / ours
-                goals.append(f"val ≤ {ttq['target']} ≥ {TTQ_GOAL_RATIO:g}× sooner than nanoGPT's recipe, in steps × "
-                             f"ms/step: {ttq['step']:,} × {recipe_scaled['ms']:.2f} ms = {ours:.1f} s against "
-                             f"{recipe_nano['max_iters']:,} × {recipe_nano['ms']:.2f} ms = {theirs:.1f} s, {ratio:.2f}× "
-                             f"({_met(ratio >= TTQ_GOAL_RATIO and ttq['target'] <= 1.88)})")
-            else:
-                goals.append(f"val ≤ {ttq['target']} ≥ {TTQ_GOAL_RATIO:g}× sooner than nanoGPT's recipe: not reached "
-                             f"(not met)")
-        lecture_scaled = by_key.get(("lecture", "scaled"))
-        if device.startswith("cuda") and lecture_scaled:
-            projected = lecture_scaled["max_iters"] * lecture_scaled["ms"] / 1000
-            goals.append(f"scaled at the lecture's setting, 5,000 steps ≤ {GPU_RUN_GOAL_S:g} s: {projected:.1f} s of "
-                         f"steps ({'met' if projected <= GPU_RUN_GOAL_S else 'not met'}, evaluations excluded)")
-        if device.startswith("cuda") and full_run and "error" not in full_run and full_run.get("setting") == "lecture":
-            goals.append(f"the same with evaluations: {full_run['wall']:.1f} s "
-                         f"({'met' if full_run['wall'] <= GPU_RUN_GOAL_S else 'not met'})")
-        if goals:
-            lines.append("")
-            lines.append("Goals: " + "; ".join(goals) + ".")
-    return "\n".join(lines) + "\n"
+
+def goal_verdicts(device: str, by_key: dict[tuple[str, str], Any], fastest_nano: dict[str, dict[str, Any]],
+                  ttq: dict[str, Any] | None, full_run: dict[str, Any] | None) -> list[str]:
+    """The issue's goals that this run measured, each with its numbers and whether it is met."""
+    goals = []
+    recipe_scaled, recipe_nano = by_key.get(("nanogpt-recipe", "scaled")), fastest_nano.get("nanogpt-recipe")
+    if recipe_scaled and recipe_nano:
+        ratio = recipe_nano["ms"] / recipe_scaled["ms"]
+        goals.append(f"scaled's step at the nanoGPT recipe ≥ {STEP_GOAL_RATIO:g}× faster than the nanoGPT-shaped "
+                     f"model's: {ratio:.2f}× ({_met(ratio >= STEP_GOAL_RATIO)})")
+    pinned = [by_key.get(("nanogpt-recipe", f"scaled@{p}")) for p in PINNED]
+    if recipe_scaled and all(pinned):
+        best = min(r["ms"] for r in pinned)
+        goals.append(f"precision=auto ≤ {AUTO_GOAL_SLOWER:.0%} slower than the faster precision: "
+                     f"{_slower(recipe_scaled['ms'], best)} "
+                     f"({_met(recipe_scaled['ms'] <= best * (1 + AUTO_GOAL_SLOWER))})")
+    if ttq and "error" not in ttq and ttq.get("setting") == "nanogpt-recipe" and recipe_nano and recipe_scaled:
+        goals.append(ttq_goal_verdict(ttq, recipe_scaled, recipe_nano))
+    lecture_scaled = by_key.get(("lecture", "scaled"))
+    if device.startswith("cuda") and lecture_scaled:
+        projected = lecture_scaled["max_iters"] * lecture_scaled["ms"] / 1000
+        goals.append(f"scaled at the lecture's setting, 5,000 steps ≤ {GPU_RUN_GOAL_S:g} s: {projected:.1f} s of "
+                     f"steps ({'met' if projected <= GPU_RUN_GOAL_S else 'not met'}, evaluations excluded)")
+    if device.startswith("cuda") and full_run and "error" not in full_run and full_run.get("setting") == "lecture":
+        goals.append(f"the same with evaluations: {full_run['wall']:.1f} s "
+                     f"({'met' if full_run['wall'] <= GPU_RUN_GOAL_S else 'not met'})")
+    return goals
+
+
+def ttq_goal_verdict(ttq: dict[str, Any], recipe_scaled: dict[str, Any], recipe_nano: dict[str, Any]) -> str:
+    """Time to quality against nanoGPT's recipe (its max_iters steps), both in steps × the median step time."""
+    # both sides on one footing: steps x the median step time measured above, evaluations excluded
+    # (the time-to-quality run's own wall time, its evaluations included, is printed above)
+    theirs = recipe_nano["max_iters"] * recipe_nano["ms"] / 1000
+    if not ttq["reached"]:
+        return f"val ≤ {ttq['target']} ≥ {TTQ_GOAL_RATIO:g}× sooner than nanoGPT's recipe: not reached (not met)"
+    ours = ttq["step"] * recipe_scaled["ms"] / 1000
+    ratio = theirs / ours
+    return (f"val ≤ {ttq['target']} ≥ {TTQ_GOAL_RATIO:g}× sooner than nanoGPT's recipe, in steps × "
+            f"ms/step: {ttq['step']:,} × {recipe_scaled['ms']:.2f} ms = {ours:.1f} s against "
+            f"{recipe_nano['max_iters']:,} × {recipe_nano['ms']:.2f} ms = {theirs:.1f} s, {ratio:.2f}× "
+            f"({_met(ratio >= TTQ_GOAL_RATIO and ttq['target'] <= 1.88)})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -670,12 +724,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.worker:  # a task as JSON, the result as JSON (for running one row by hand under a profiler)
-        print(json.dumps(run_task(json.loads(args.worker))))
-        return 0
+class UsageError(Exception):
+    """A command-line value the parser accepts but the benchmark cannot use; main prints it and exits with 2."""
 
+
+@dataclasses.dataclass
+class Options:
+    """The command line resolved: the defaults that depend on --quick and the device filled in, checked."""
+
+    quick: bool
+    device: str
+    device_type: str
+    threads: int
+    steps: int
+    warmup: int
+    rounds: int
+    plan: list[dict[str, Any]]
+    ttq_overrides: dict[str, Any]
+
+
+def resolve_options(args: argparse.Namespace) -> Options:
+    """The parsed arguments with their defaults filled in and checked; raises UsageError."""
     from common.errors import LadderError
     from common.profiles import parse_overrides
     from stages import STAGES
@@ -684,90 +753,105 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     device_type = device.split(":")[0]
     if device_type not in ("cpu", "cuda"):
-        print(f"error: --device must be cpu or cuda[:N], got {device!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--device must be cpu or cuda[:N], got {device!r}")
     threads = args.threads if args.threads is not None else default_threads()
     steps = args.steps if args.steps is not None else (3 if quick else 50)
     warmup = args.warmup if args.warmup is not None else (1 if quick else 10)
     rounds = args.rounds if args.rounds is not None else (1 if quick or device_type == "cuda" else 3)
     if threads < 1 or steps < 1 or warmup < 0 or rounds < 1:
-        print("error: --threads, --steps and --rounds must be positive, --warmup not negative", file=sys.stderr)
-        return 2
+        raise UsageError("--threads, --steps and --rounds must be positive, --warmup not negative")
     plan = settings_plan(device_type, quick)
     if args.settings:
         unknown = set(args.settings) - {s["name"] for s in plan}
         if unknown:
-            print(f"error: unknown setting(s) {', '.join(sorted(unknown))}: choose from "
-                  f"{', '.join(s['name'] for s in plan)}", file=sys.stderr)
-            return 2
+            raise UsageError(f"unknown setting(s) {', '.join(sorted(unknown))}: choose from "
+                             f"{', '.join(s['name'] for s in plan)}")
         plan = [s for s in plan if s["name"] in args.settings]
     try:
         ttq_overrides = parse_overrides(args.ttq_set, [STAGES["scaled"].Config])
     except LadderError as exc:
-        print(f"error: {str(exc).replace('--set', '--ttq-set')}", file=sys.stderr)
-        return 2
-    # Children inherit the environment: OpenMP then starts only the threads asked for.
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    if args.data:
-        os.environ["GPT_LADDER_DATA"] = args.data
+        raise UsageError(str(exc).replace("--set", "--ttq-set")) from exc
+    return Options(quick=quick, device=device, device_type=device_type, threads=threads, steps=steps,
+                   warmup=warmup, rounds=rounds, plan=plan, ttq_overrides=ttq_overrides)
 
-    info = cpu_info()
-    machine = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "device": device,
-               "cpu": info["cpu"], "cores": os.cpu_count(), "amx_bf16": info["amx_bf16"],
-               "avx512_bf16": info["avx512_bf16"], "threads": threads,
-               "python": platform.python_version()}
-    run = Executor(inline=args.inline)
-    failed = False
 
-    def attempt(what: str, task: dict[str, Any]) -> dict[str, Any]:
-        nonlocal failed
+class Attempts:
+    """Runs tasks with an Executor, saying on stderr how long each took; a task that fails is reported
+    there and returns {"error": ...}, so that one failed row does not lose the others."""
+
+    def __init__(self, run: Executor):
+        self.run = run
+        self.failed = False  # whether any task failed (the exit status says so)
+
+    def __call__(self, what: str, task: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         try:
-            result = run(task)
+            result = self.run(task)
         except Exception as exc:  # one failed row must not lose the others
-            failed = True
+            self.failed = True
             print(f"bench: {what} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:120]}
         print(f"bench: {what} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         return result
 
-    base = {"device": device, "threads": threads, "seed": args.seed, "data": args.data}
 
-    # 1. the machine's matmul ceiling (and what torch sees)
-    n = args.ceiling_n or (256 if quick else (8192 if device_type == "cuda" else 2048))
+def machine_description(info: dict[str, Any], device: str, threads: int) -> dict[str, Any]:
+    """The report's machine line, as known before any task ran (torch's version comes from the ceiling task)."""
+    return {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "device": device,
+            "cpu": info["cpu"], "cores": os.cpu_count(), "amx_bf16": info["amx_bf16"],
+            "avx512_bf16": info["avx512_bf16"], "threads": threads,
+            "python": platform.python_version()}
+
+
+def run_ceiling(attempt: Attempts, base: dict[str, Any], options: Options, info: dict[str, Any],
+                ceiling_n: int | None) -> dict[str, Any]:
+    """The machine's matmul ceiling (and what torch sees), measured in its own task."""
+    quick = options.quick
+    n = ceiling_n or (256 if quick else (8192 if options.device_type == "cuda" else 2048))
     ceiling = attempt("matmul ceiling", {**base, "kind": "ceiling", "n": n, "repeats": 2 if quick else 5,
                                          "bf16": info["amx_bf16"] or info["avx512_bf16"]})
     ceiling.update(n=n, repeats=2 if quick else 5)
-    machine["torch"] = ceiling.get("torch", "?")
-    if ceiling.get("device_name"):
-        machine["device_name"] = ceiling["device_name"]
+    return ceiling
 
-    # 2. every stage at every setting; the rows compared side by side (a setting with the references) in
-    # alternating rounds, so that a slow spell of a shared machine hits them all alike, not one of them
+
+def run_rows(attempt: Attempts, base: dict[str, Any], options: Options, only: list[str] | None) -> list[dict[str, Any]]:
+    """Every stage at every setting (only the stages in `only`, if given). The rows compared side by side
+    (a setting with the references) run in alternating rounds, so that a slow spell of a shared machine
+    hits them all alike, not one of them."""
     rows = []
-    for setting in plan:
-        names = [name for name in setting["stages"] if not args.stages or split_row(name)[0] in args.stages]
+    for setting in options.plan:
+        names = [name for name in setting["stages"] if not only or split_row(name)[0] in only]
         side_by_side = any(split_row(name)[0] in REFERENCES for name in names)
-        repeat = rounds if side_by_side else 1
+        repeat = options.rounds if side_by_side else 1
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for r in range(repeat):
             for name in names:
                 task = {**base, "kind": "step", "stage": name, "settings": setting["stages"][name],
-                        "warmup": warmup, "steps": steps}
+                        "warmup": options.warmup, "steps": options.steps}
                 what = f"{setting['name']}/{name}" + (f" (round {r + 1} of {repeat})" if repeat > 1 else "")
                 runs[name].append(attempt(what, task))
-        for name in names:
-            row = {"setting": setting["name"], "stage": name}
-            failed_run = next((run for run in runs[name] if "error" in run), None)
-            if failed_run:
-                row["error"] = failed_run["error"]
-            else:  # the round with the median time, and every round's time beside it
-                ordered = sorted(runs[name], key=lambda run: run["ms"])
-                row["result"] = dict(ordered[(len(ordered) - 1) // 2], rounds_ms=[run["ms"] for run in runs[name]])
-            rows.append(row)
+        rows.extend(median_round_row(setting["name"], name, runs[name]) for name in names)
+    return rows
 
-    # 3. time to quality (and, if asked, one complete run) of the scaled stage
+
+def median_round_row(setting: str, name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the table from its rounds: the first failure if any round failed, else the round with
+    the median time, and every round's time beside it."""
+    row = {"setting": setting, "stage": name}
+    failed_run = next((run for run in runs if "error" in run), None)
+    if failed_run:
+        row["error"] = failed_run["error"]
+    else:  # the round with the median time, and every round's time beside it
+        ordered = sorted(runs, key=lambda run: run["ms"])
+        row["result"] = dict(ordered[(len(ordered) - 1) // 2], rounds_ms=[run["ms"] for run in runs])
+    return row
+
+
+def run_training(attempt: Attempts, base: dict[str, Any], options: Options,
+                 args: argparse.Namespace) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(time to quality, full run) of the scaled stage, each None where it was not asked for."""
+    quick = options.quick
+
     def training_task(name: str, settings: dict[str, Any], target: float | None, stop: bool) -> dict[str, Any]:
         result = attempt(f"training run ({name})", {**base, "kind": "train", "settings": settings,
                                                     "target": target, "stop_at_target": stop})
@@ -776,24 +860,59 @@ def main(argv: list[str] | None = None) -> int:
 
     ttq = full_run = None
     if not args.no_ttq and (not args.stages or "scaled" in args.stages):
-        recipe = {**(QUICK_RECIPE if quick else NANOGPT_RECIPE), **ttq_overrides}
+        recipe = {**(QUICK_RECIPE if quick else NANOGPT_RECIPE), **options.ttq_overrides}
         target = args.ttq_target if args.ttq_target is not None else (QUICK_TARGET if quick else 1.88)
         ttq = training_task("recipe-tiny" if quick else "nanogpt-recipe", recipe, target, not args.ttq_continue)
     if args.full_run:
         from common.profiles import LECTURE_GPT
         if quick:
             name, settings = "recipe-tiny", QUICK_RECIPE
+        elif options.device_type == "cuda":
+            name, settings = "lecture", LECTURE_GPT
         else:
-            name, settings = ("lecture", LECTURE_GPT) if device_type == "cuda" else ("nanogpt-recipe", NANOGPT_RECIPE)
+            name, settings = "nanogpt-recipe", NANOGPT_RECIPE
         full_run = training_task(name, settings, None, False)
+    return ttq, full_run
 
-    report = build_report(machine, ceiling, rows, ttq, full_run, ceiling_dtype=args.ceiling, quick=quick)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:  # a task as JSON, the result as JSON (for running one row by hand under a profiler)
+        print(json.dumps(run_task(json.loads(args.worker))))
+        return 0
+    try:
+        options = resolve_options(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # Children inherit the environment: OpenMP then starts only the threads asked for.
+    os.environ["OMP_NUM_THREADS"] = str(options.threads)
+    os.environ["MKL_NUM_THREADS"] = str(options.threads)
+    if args.data:
+        os.environ["GPT_LADDER_DATA"] = args.data
+
+    info = cpu_info()
+    machine = machine_description(info, options.device, options.threads)
+    attempt = Attempts(Executor(inline=args.inline))
+    base = {"device": options.device, "threads": options.threads, "seed": args.seed, "data": args.data}
+
+    # 1. the machine's matmul ceiling (and what torch sees)
+    ceiling = run_ceiling(attempt, base, options, info, args.ceiling_n)
+    machine["torch"] = ceiling.get("torch", "?")
+    if ceiling.get("device_name"):
+        machine["device_name"] = ceiling["device_name"]
+    # 2. every stage at every setting, the rows compared side by side in alternating rounds
+    rows = run_rows(attempt, base, options, args.stages)
+    # 3. time to quality (and, if asked, one complete run) of the scaled stage
+    ttq, full_run = run_training(attempt, base, options, args)
+
+    report = build_report(machine, ceiling, rows, ttq, full_run, ceiling_dtype=args.ceiling, quick=options.quick)
     print(report)
     if args.out:
         from common.io import write_text
         write_text(args.out, report)
         print(f"wrote {args.out}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if attempt.failed else 0
 
 
 if __name__ == "__main__":
