@@ -7,6 +7,8 @@
     python runner.py --sample --stage residual --prompt "ROMEO:"   # also --num-samples, --sample-seed
     python runner.py --show dropout        # the assembled model, and the stage file of each piece
     python runner.py --chart               # redraw table and chart from saved results
+    python runner.py --study dropout       # a regime study (--study all: every one; make studies)
+    python runner.py --sweep learning_rate=1e-3,1e-2 --stage layernorm    # any rung against its predecessor
 
 The command line only: parse, check, dispatch, print. What it dispatches to lives in common/:
 `run.py` (one run, to its run.json), `jobs.py` (many runs, signals, the folder lock),
@@ -46,7 +48,8 @@ def _seed(text: str) -> int:
     return value
 
 
-def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.ArgumentParser:
+def build_parser(stage_names: list[str], profile_names: list[str],
+                 study_names: list[str] | None = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
         epilog="The verdict rule and the profiles are described in README.md.")
@@ -59,8 +62,24 @@ def build_parser(stage_names: list[str], profile_names: list[str]) -> argparse.A
                       help="print a stage's assembled model as a tree: modules, the stage file defining each, shapes")
     what.add_argument("--sample", action="store_true",
                       help="print text from a trained stage: its checkpoint, else the committed weights (no training)")
+    what.add_argument("--attention", choices=stage_names, metavar="STAGE",
+                      help="draw a rung's attention over --prompt (a panel per head, a row per layer) and print a "
+                           "per-head summary; weights as for --sample (no training)")
     what.add_argument("--chart", "--report", dest="chart", action="store_true",
                       help="redraw ladder.csv/.md, loss_ladder.png and samples.md from saved results (no training)")
+    study = p.add_argument_group("regime studies: a rung against its baseline over a swept setting (see README)")
+    study.add_argument("--study", nargs="+", choices=[*(study_names or []), "all"], metavar="NAME",
+                       help=f"train (or with --chart redraw) a named study: {', '.join(study_names or [])}, or all; "
+                            "writes <out>/<profile>/studies/<name>/study.csv, .md and .png")
+    study.add_argument("--sweep", metavar="NAME=V1,V2,...",
+                       help="a study of your own: the one --stage against --baseline (default: the rung before "
+                            "it) over these values of a setting, e.g. --sweep learning_rate=1e-3,3e-3,1e-2 --stage "
+                            "layernorm, or --sweep n_layer=1,2,4 --stage residual --baseline-set residual=false")
+    study.add_argument("--baseline", choices=stage_names, metavar="STAGE",
+                       help="with --sweep: the stage the rung is compared against (default: the rung before it, "
+                            "or the rung itself with --baseline-set)")
+    study.add_argument("--baseline-set", dest="baseline_set", action="append", default=[], metavar="NAME=VALUE",
+                       help="with --sweep: a setting the baseline side changes, e.g. --baseline-set residual=false")
     how = p.add_argument_group("how to train")
     how.add_argument("--profile", choices=profile_names,
                      help="named hyperparameters (default: gpu when CUDA is available, else cpu)")
@@ -132,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str], stop: Stop) -> int:
     from common.profiles import PROFILES
+    from common.studies import STUDIES
     from stages import STAGE_NAMES
 
-    parser = build_parser(STAGE_NAMES, list(PROFILES))
+    parser = build_parser(STAGE_NAMES, list(PROFILES), list(STUDIES))
     args = parser.parse_args(argv)
     import torch
 
@@ -142,6 +162,9 @@ def _main(argv: list[str], stop: Stop) -> int:
 
     from common.profiles import get_profile, parse_overrides
 
+    studies = list(STUDIES) if args.study and "all" in args.study else list(dict.fromkeys(args.study or []))
+    if args.profile is None and studies:  # a named study is measured under its own profile
+        args.profile = STUDIES[studies[0]].profile
     if args.profile is None:
         args.profile = "gpu" if torch.cuda.is_available() else "cpu"
         if not (args.list or args.sample or args.chart):
@@ -182,6 +205,14 @@ def _main(argv: list[str], stop: Stop) -> int:
                       temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
                       sample_seed=args.sample_seed)
         return 0
+    if args.attention:
+        from common.attention import show_attention
+        from common.sampling import read_prompt
+        show_attention(folder, stages[args.attention], profile.name, seeds[0], bool(args.seeds),
+                       read_prompt(args.prompt, args.prompt_file), args.data)
+        return 0
+    if studies or args.sweep:
+        return run_studies(args, argv, stop, profile, overrides, stages, studies)
     if args.chart:
         from common.report import has_results, write_report
         if not has_results(folder):
@@ -194,53 +225,57 @@ def _main(argv: list[str], stop: Stop) -> int:
 
 
 def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str], seeds: list[int]) -> int:
-    """Check every configuration and the device, then train the runs under the folder lock and report."""
-    from contextlib import nullcontext
-
-    from common.data import load_dataset
-    from common.device import device_name, pick_device
-    from common.distributed import check_batch, finish, join
-    from common.io import remove_stale_temporaries
-    from common.jobs import default_jobs, train_all
-    from common.memory import check_fits
+    """Train the ladder's (stage, seed) runs into the profile's folder, then write its report."""
     from common.report import write_report
-    from common.run import RunContext, RunOptions, code_fingerprint, stage_configs
 
-    world, device = join(args.jobs, args.device)
-    try:
-        dataset = load_dataset(args.data)
-        configs = {name: stage_configs(profile, stages[name], overrides, dataset)[1:] for name in names}
-        device = device or pick_device(args.device)  # fail early on a bad --device
-        for name, (model_config, train_config) in configs.items():  # every check before any training starts
-            check_batch(train_config.batch_size, world, name)
-            check_fits(model_config, train_config.batch_size, device, name)
-        options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
-                             progress=not args.no_progress)
-        ctx = RunContext(options, profile, stages, dataset, device, code_fingerprint(), world)
-        if world.is_main:
-            check_writable(ctx.folder)
-        stop.install()
-        with FolderLock(ctx.folder) if world.is_main else nullcontext():
-            if world.is_main:
-                remove_stale_temporaries(ctx.folder)  # left by a kill -9; we hold the lock: no one else writes here
-            jobs = 1 if world.active else args.jobs or default_jobs(device)
-            jobs = min(jobs, len(names) * len(seeds))
-            print(f"training {', '.join(names)} with seeds {seeds} on {device_name(device)}"
-                  f"{f', {jobs} runs at a time' if jobs > 1 else ''}"
-                  f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {ctx.folder}", flush=True)
-            finished = train_all(ctx, [(stage, seed) for stage in names for seed in seeds], stop, jobs=jobs)
-            if finished and world.is_main:
-                write_report(ctx.folder, profile, stages, overrides)
-        finish(world)  # every rank done (rank 0 has written) before any leaves the process group
-    finally:
-        finish()  # after an error: leave at once
+    def report(ctx) -> None:
+        write_report(ctx.folder, profile, stages, overrides)
+
+    tasks = [(stage, seed) for stage in names for seed in seeds]
+    return trained(args, argv, stop, profile, overrides, stages, lambda options: tasks, report,
+                   f"{', '.join(names)} with seeds {seeds}")
+
+
+def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, report, what: str, folder=None) -> int:
+    """Train the runs of a command (common.jobs.train_command); 0, or the stop's exit status and how to resume."""
+    from common.jobs import train_command
+    from common.run import RunOptions
+    options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
+                         progress=not args.no_progress)
+    finished, folder, is_main = train_command(options, profile, stages, make_tasks, report, what, stop,
+                                              args.jobs, folder)
     if finished:
         return 0
-    if world.is_main:
-        print(f"interrupted: finished runs are kept in {ctx.folder}.\nResume with: {resume_command(argv)}",
+    if is_main:
+        print(f"interrupted: finished runs are kept in {folder}.\nResume with: {resume_command(argv)}",
               file=sys.stderr)
     return stop.exit_code()
 
+
+def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str]) -> int:
+    """Train (or, with --chart, redraw) each chosen study, one after another, each under its own lock."""
+    from common.studies import choose_studies, print_study, study_folder, study_tasks, write_study_report
+    seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
+    for study in choose_studies(names, args.sweep, args.stage, args.baseline, args.baseline_set, profile, overrides,
+                                stages, seeds):
+        folder = study_folder(results_folder(args.out, profile.name, overrides), study.name)
+
+        def report(ctx=None, study=study, folder=folder) -> None:
+            print_study(write_study_report(folder, study, profile, overrides), study, folder)
+
+        if args.chart:
+            check_writable(folder)
+            with FolderLock(folder):
+                report()
+            continue
+        what = (f"study {study.name}: {study.rung} against {study.against} over {study.setting} = "
+                f"{', '.join(map(str, study.values))}, seeds {list(study.seeds)}")
+        code = trained(args, argv, stop, profile, overrides, stages,
+                       lambda options, study=study, folder=folder: study_tasks(study, folder, options), report,
+                       what, folder)
+        if code:
+            return code
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

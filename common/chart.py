@@ -114,9 +114,11 @@ def _curves_panel(ax, table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], v
 
 
 def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: str | os.PathLike,
-                title: str, vocab_size: int = 65, show_lecture: bool = True) -> None:
+                title: str, vocab_size: int = 65, show_lecture: bool = True,
+                notes: Mapping[str, str] | None = None) -> None:
     """Left: the ladder (mean validation loss per rung, 95% intervals, each step's change and verdict,
-    the lecture's values when `show_lecture`). Right: the learning curves.
+    the lecture's values when `show_lecture`, and `notes`: where a rung that did not help here pays,
+    from the studies). Right: the learning curves.
 
     curves[stage] has columns step, val_loss (mean over seeds), val_min, val_max.
     """
@@ -130,7 +132,110 @@ def draw_ladder(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], path: s
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 7.5), gridspec_kw={"width_ratios": [1.35, 1]})
     _ladder_panel(ax, table, show_lecture, vocab_size)
     _curves_panel(ax2, table, curves, vocab_size)
+    if notes:  # where a rung that did not help here pays, from the studies
+        text = "\n".join(f"{stage}: {note}" for stage, note in notes.items())
+        ax.annotate(text, (0.01, 0.01), xycoords="axes fraction", ha="left", va="bottom", fontsize=8.5,
+                    color="#333333", bbox=dict(boxstyle="round,pad=0.3", facecolor="#fff7e6", edgecolor="#e07b00"))
     fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _study_x(table: pd.DataFrame) -> tuple[list[float], bool]:
+    """x positions of a study's values and whether the axis is logarithmic: numbers on their own scale
+    (log when they span a factor of 10 or more; train_chars 0, 'all', at the characters it used), other
+    values (True/False, names) evenly spaced."""
+    values = []
+    for value, used in zip(table.value, table.train_chars_used):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return list(range(len(table))), False
+        values.append(float(used) if value == 0 and pd.notna(used) else float(value))
+    positive = all(v > 0 for v in values)
+    return values, positive and max(values) / min(values) >= 10
+
+
+def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> None:
+    """The change from baseline to rung at each value, its 95% band, the zero line, verdict colours."""
+    from common.ladder import NOISE_FLOOR
+    judged = table.ci_low.notna()
+    xs = [xi for xi, ok in zip(x, judged) if ok]
+    ax.fill_between(xs, table.ci_low[judged], table.ci_high[judged], color="#3b6ea8", alpha=0.18, linewidth=0,
+                    label="95% interval of the change")
+    ax.plot(xs, table.delta[judged], color="#3b6ea8", alpha=0.5, linewidth=1.5)
+    ax.axhline(0.0, color="black", linewidth=1)
+    ax.axhspan(-NOISE_FLOOR, NOISE_FLOOR, color="#8a8a8a", alpha=0.15, linewidth=0)
+    spots = [v for v in list(table.ci_low[judged]) + list(table.ci_high[judged])] + [0.0]
+    top, bottom = max(spots), min(spots)
+    span = max(top - bottom, 0.02)
+    for xi, (_, row) in zip(x, table.iterrows()):
+        if pd.notna(row.delta) and pd.notna(row.ci_low):
+            ax.scatter([xi], [row.delta], s=80, color=colour(row.verdict, OTHER), edgecolors="black", zorder=4)
+            y, text = row.delta, f"{row.delta:+.3f}\n{row.verdict}"
+        else:  # a diverged side, or too few runs: no change to plot, say what happened
+            y = bottom + 0.1 * span if str(row.verdict).startswith("helped") else top - 0.1 * span
+            ax.scatter([xi], [y], s=90, marker="X", color=colour(row.verdict, OTHER), edgecolors="black", zorder=4)
+            text = str(row.verdict) or "no runs"
+        ax.annotate(text, (xi, y), xytext=(0, 9), textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                    color=colour(row.verdict, "black"),
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
+    ax.set_ylim(bottom - 0.15 * span, top + 0.3 * span)
+    ax.set_ylabel("change in validation loss: rung - baseline (nats; below 0: the piece helped)")
+    ax.grid(alpha=0.3)
+
+
+def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, against: str, vocab_size: int) -> None:
+    """Both sides' mean validation loss at each value, each with its 95% interval; diverged sides marked."""
+    ceiling = math.log(vocab_size)
+    for side, name, tint in (("baseline", against, "#8a8a8a"), ("rung", rung, "#3b6ea8")):
+        means, stds, seeds = table[f"{side}_mean"], table[f"{side}_std"], table[f"{side}_seeds"]
+        ok = [pd.notna(m) and m <= ceiling and not d for m, d in zip(means, table[f"{side}_diverged"])]
+        xs = [xi for xi, good in zip(x, ok) if good]
+        half = [mean_interval(s, int(n)) for s, n, good in zip(stds, seeds, ok) if good]
+        ax.errorbar(xs, [m for m, good in zip(means, ok) if good], yerr=half, color=tint, marker="o", capsize=4,
+                    linewidth=1.5, label=name)
+        for xi, good, d in zip(x, ok, table[f"{side}_diverged"]):
+            if not good and d:
+                ax.annotate(f"{name}\ndiverged", (xi, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                            va="top", fontsize=8, color=COLOURS["hurt"])
+    ax.set_ylabel("validation loss (mean over seeds, bar = 95% interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8.5)
+
+
+def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: str, vocab_size: int = 65) -> None:
+    """Left: the change from baseline to rung against the swept value, with its 95% band, the zero line,
+    verdict colours and the crossover shaded. Right: both sides' mean validation loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.io import atomic_path
+    from common.studies import crossovers
+
+    x, log = _study_x(table)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1.25, 1]})
+    _study_delta_panel(ax, table, x)
+    _study_means_panel(ax2, table, x, study.rung, study.against, vocab_size)
+    position = dict(zip(table.label, x))
+    for a, b in crossovers(table):
+        ax.axvspan(position[a], position[b], color="#e07b00", alpha=0.12, linewidth=0)
+        middle = math.sqrt(position[a] * position[b]) if log else (position[a] + position[b]) / 2
+        ax.annotate("crossover", (middle, 0.02), xycoords=("data", "axes fraction"), ha="center", fontsize=9,
+                    color="#e07b00")
+    for axis in (ax, ax2):
+        if log:
+            axis.set_xscale("log")
+        axis.set_xticks(x)
+        axis.set_xticklabels(table.label, rotation=20 if len(x) > 4 else 0)
+        axis.minorticks_off()
+        axis.set_xlabel(study.setting)
+    ax.set_title(f"{study.rung} against {study.against}: where it pays", fontsize=10.5)
+    ax2.set_title("Both sides", fontsize=10.5)
+    fig.suptitle(f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point",
+                 fontsize=11.5)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 TEMP_SUFFIX = ".tmp"
+LOCK_NAME = ".runner.lock"  # common.jobs.FolderLock's file: a folder a runner writes under its own lock
 
 
 def _umask() -> int:
@@ -67,13 +68,20 @@ def is_temporary(path: str | os.PathLike) -> bool:
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files a killed process left under `folder`; returns those removed.
 
-    Only call this while no other process can be writing into `folder` (e.g. holding its lock).
+    Only call this while no other process can be writing into `folder` (e.g. holding its lock). A
+    subfolder with a lock file of its own (a study's, inside a profile's folder) is another runner's
+    to clean, and is left alone.
     """
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for path in folder.rglob(f".*{TEMP_SUFFIX}"):
+        inner = path.parent
+        while inner != folder and not (inner / LOCK_NAME).exists():
+            inner = inner.parent
+        if inner != folder:  # inside a folder another runner may be writing
+            continue
         if path.is_file() and is_temporary(path):
             try:
                 path.unlink()

@@ -1,7 +1,9 @@
 """Many runs: one after another, or in worker processes; stop signals, the folder lock, progress.
 
-`train_all` takes the (stage, seed) runs of one command and trains each with `common.run.train_run`.
-Ctrl-C or SIGTERM (`Stop`) asks every run to stop at the end of its step with a checkpoint.
+`train_all` takes the runs of one command and trains each with `common.run.train_run`. A run (a
+task) is (stage, seed) under the command's options, or (stage, seed, options) with its own settings
+and folder (the points of a study). Ctrl-C or SIGTERM (`Stop`) asks every run to stop at the end of
+its step with a checkpoint.
 """
 from __future__ import annotations
 
@@ -57,16 +59,34 @@ class Stop:
         return self.requested
 
 
-def train_all(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jobs: int = 1) -> bool:
-    """Train every (stage, seed), in `jobs` parallel processes; returns False if interrupted."""
+def task_run(ctx: RunContext, task: tuple) -> tuple[RunContext, str, int]:
+    """(context, stage, seed) of a task: (stage, seed), or (stage, seed, options) with its own options."""
+    stage, seed, *options = task
+    return (dataclasses.replace(ctx, options=options[0]) if options else ctx), stage, seed
+
+
+def task_key(ctx: RunContext, task: tuple) -> tuple[str, int, str]:
+    """What tells runs apart in progress reports: stage, seed and results folder."""
+    run_ctx, stage, seed = task_run(ctx, task)
+    return stage, seed, str(run_ctx.folder)
+
+
+def train_all(ctx: RunContext, tasks: list[tuple], stop: Stop, jobs: int = 1, desc: str = "ladder") -> bool:
+    """Train every task, in `jobs` parallel processes; returns False if interrupted."""
     if jobs > 1 and len(tasks) > 1:
-        return train_parallel(ctx, tasks, stop, jobs)
-    with LadderProgress(ctx, tasks, "ladder") as progress:
-        for stage, seed in tasks:
-            if stop() or not train_run(ctx, stage, seed, stop, progress):
+        return train_parallel(ctx, tasks, stop, jobs, desc)
+    with LadderProgress(ctx, tasks, desc) as progress:
+        for task in tasks:
+            run_ctx, stage, seed = task_run(ctx, task)
+            if stop() or not train_run(run_ctx, stage, seed, stop, progress):
                 return False
-            progress.finished(stage, seed)
+            progress.finished(*task_key(ctx, task))
     return True
+
+
+def task_cost(ctx: RunContext, task: tuple) -> int:
+    run_ctx, stage, _ = task_run(ctx, task)
+    return run_cost(run_ctx, stage)
 
 
 def run_cost(ctx: RunContext, stage: str) -> int:
@@ -83,14 +103,17 @@ class LadderProgress:
     rate of the work trained by this command, between evaluations (so a resumed run's earlier steps,
     or a reused run, do not make the rest look faster than it is)."""
 
-    def __init__(self, ctx: RunContext, tasks: list[tuple[str, int]], desc: str, clock=time.monotonic):
+    def __init__(self, ctx: RunContext, tasks: list[tuple], desc: str, clock=time.monotonic):
         from tqdm import tqdm
-        steps = {stage: stage_configs(ctx.profile, ctx.stages[stage], ctx.options.overrides, ctx.dataset)[2].max_iters
-                 for stage in {stage for stage, _ in tasks}}
-        costs = {stage: run_cost(ctx, stage) for stage in steps}
-        self.cost = {task: costs[task[0]] for task in tasks}
-        self.steps = {task: steps[task[0]] for task in tasks}
-        self.done: dict[tuple[str, int], float] = {}  # work done per run, trained now or before
+        self.folder = str(ctx.folder)
+        self.cost, self.steps = {}, {}
+        for task in tasks:
+            run_ctx, stage, _ = task_run(ctx, task)
+            key = task_key(ctx, task)
+            self.cost[key] = run_cost(run_ctx, stage)
+            self.steps[key] = stage_configs(run_ctx.profile, run_ctx.stages[stage], run_ctx.options.overrides,
+                                            run_ctx.dataset)[2].max_iters
+        self.done: dict[tuple[str, int, str], float] = {}  # work done per run, trained now or before
         self.trained = 0.0  # work trained by this command, measured between a run's evaluations
         self.total = sum(self.cost.values()) or 1
         self.clock, self.start, self.status = clock, clock(), ""
@@ -115,21 +138,22 @@ class LadderProgress:
         self.bar.unit = f"{timing} {self.status}".strip()
         self.bar.refresh()
 
-    def _advance(self, task: tuple[str, int], fraction: float) -> None:
+    def _advance(self, task: tuple[str, int, str], fraction: float) -> None:
         if task in self.done:  # work since this run's last evaluation (not what a resumed run did before)
             self.trained += self.cost[task] * max(0.0, fraction - self.done[task] / self.cost[task])
         self.done[task] = self.cost[task] * fraction
 
-    def put(self, report: tuple[str, int, int, float]) -> None:
-        """A run's evaluation: (stage, seed, step, val_loss), as train_run reports it."""
-        stage, seed, step, val = report
-        self._advance((stage, seed), min(1.0, step / self.steps[(stage, seed)]))
+    def put(self, report: tuple) -> None:
+        """A run's evaluation: (stage, seed, step, val_loss[, folder]), as train_run reports it."""
+        stage, seed, step, val, *folder = report
+        key = (stage, seed, folder[0] if folder else self.folder)
+        self._advance(key, min(1.0, step / self.steps[key]))
         self.status = f"{stage} s{seed} step {step} val {val:.3f}"
         self._show()
 
-    def finished(self, stage: str, seed: int) -> None:
+    def finished(self, stage: str, seed: int, folder: str | None = None) -> None:
         """A run finished, or was reused (no evaluation reported: done, but no work at this pace)."""
-        self._advance((stage, seed), 1.0)
+        self._advance((stage, seed, folder or self.folder), 1.0)
         self._show()
 
     def __enter__(self) -> "LadderProgress":
@@ -167,7 +191,6 @@ def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel
     import torch
 
     threads = max(1, torch.get_num_threads() // jobs) if ctx.device.type == "cpu" else torch.get_num_threads()
-    options = dataclasses.replace(ctx.options, progress=False)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
@@ -176,8 +199,11 @@ def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
                                    initargs=(threads, cancel, os.getpid(), progress, context.Value("i", 0),
                                              ctx.device, gpus))
-        futures = [pool.submit(_worker_train, options, dict(ctx.stages), ctx.fingerprint, stage, seed)
-                   for stage, seed in tasks]
+        futures = []
+        for task in tasks:
+            run_ctx, stage, seed = task_run(ctx, task)
+            options = dataclasses.replace(run_ctx.options, progress=False)
+            futures.append(pool.submit(_worker_train, options, dict(ctx.stages), ctx.fingerprint, stage, seed))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -185,7 +211,7 @@ def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel
     return pool, futures
 
 
-def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jobs: int) -> bool:
+def train_parallel(ctx: RunContext, tasks: list[tuple], stop: Stop, jobs: int, desc: str = "ladder") -> bool:
     """Independent runs in worker processes, each with its share of the CPU threads.
 
     The costliest runs start first so the slowest one does not finish alone at the end.
@@ -196,13 +222,13 @@ def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jo
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    tasks = sorted(tasks, key=lambda task: run_cost(ctx, task[0]), reverse=True)
+    tasks = sorted(tasks, key=lambda task: task_cost(ctx, task), reverse=True)
     context = mp.get_context("spawn")
     cancel, progress = context.Event(), context.Queue()  # workers send (stage, seed, step, val) per evaluation
     pool, futures = _start_pool(ctx, tasks, jobs, cancel, progress)
     ok, pending = True, set(futures)
     task_of = dict(zip(futures, tasks))
-    bar = LadderProgress(ctx, tasks, f"ladder ({jobs} at a time)")
+    bar = LadderProgress(ctx, tasks, f"{desc} ({jobs} at a time)")
     try:
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -211,7 +237,7 @@ def train_parallel(ctx: RunContext, tasks: list[tuple[str, int]], stop: Stop, jo
             for future in done:
                 finished = not future.cancelled() and future.result()
                 if finished:
-                    bar.finished(*task_of[future])
+                    bar.finished(*task_key(ctx, task_of[future]))
                 ok = finished and ok
             if stop() and not cancel.is_set():
                 cancel.set()  # running workers save a checkpoint at the end of their step
@@ -274,13 +300,13 @@ def _worker_init(threads: int, event, parent: int, progress, counter, device, gp
 
 def _worker_train(options: RunOptions, stages: dict[str, Stage], fingerprint: str, stage: str, seed: int) -> bool:
     """One (stage, seed) run in a worker process; errors come back as the exception itself."""
-    if "ctx" not in _WORKER_CONTEXTS:
-        if _WORKER_STOP.device is not None:
-            options = dataclasses.replace(options, device=_WORKER_STOP.device)
+    if _WORKER_STOP.device is not None:
+        options = dataclasses.replace(options, device=_WORKER_STOP.device)
+    if "ctx" not in _WORKER_CONTEXTS:  # the corpus and device once per worker; each task brings its own options
         _WORKER_CONTEXTS["ctx"] = open_context(options, stages, fingerprint)
+    ctx = dataclasses.replace(_WORKER_CONTEXTS["ctx"], options=options)
     with _WORKER_STOP.busy:
-        return not _WORKER_STOP() and train_run(_WORKER_CONTEXTS["ctx"], stage, seed, _WORKER_STOP,
-                                                _WORKER_STOP.progress)
+        return not _WORKER_STOP() and train_run(ctx, stage, seed, _WORKER_STOP, _WORKER_STOP.progress)
 
 
 def check_writable(folder: Path) -> None:
@@ -297,7 +323,8 @@ class FolderLock:
     """An exclusive lock on a results folder, so two runners never write the same files at once."""
 
     def __init__(self, folder: Path):
-        self.path = folder / ".runner.lock"
+        from common.io import LOCK_NAME
+        self.path = folder / LOCK_NAME
         self.handle = None
 
     def __enter__(self):
@@ -319,3 +346,49 @@ class FolderLock:
     def __exit__(self, *exc):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+def train_command(options: RunOptions, profile, stages, make_tasks, report, what: str, stop: Stop,
+                  jobs: int | None = None, folder: Path | None = None) -> tuple[bool, Path, bool]:
+    """The runs of one command: check every run's configuration and the device before any training, then
+    train them under the folder's lock and write the report; (finished, folder, is this the main rank).
+
+    make_tasks(options) gives the runs: (stage, seed) under `options`, or (stage, seed, options) with their
+    own; `folder` (default: the profile's results folder) is the one locked; report(ctx) writes the result."""
+    from contextlib import nullcontext
+
+    from common.data import load_dataset
+    from common.device import device_name, pick_device
+    from common.distributed import check_batch, finish, join
+    from common.io import remove_stale_temporaries
+    from common.memory import check_fits
+    from common.run import RunContext, code_fingerprint
+
+    world, device = join(jobs, options.device)
+    try:
+        ctx = RunContext(options, profile, stages, load_dataset(options.data), None, code_fingerprint(), world)
+        tasks = make_tasks(options)
+        checks = [(stage_configs(run.profile, stages[stage], run.options.overrides, run.dataset), stage)
+                  for run, stage, _ in (task_run(ctx, task) for task in tasks)]
+        device = device or pick_device(options.device)  # fail early on a bad --device
+        for (_, model_config, train_config), name in checks:  # every check before any training starts
+            check_batch(train_config.batch_size, world, name)
+            check_fits(model_config, train_config.batch_size, device, name)
+        ctx = dataclasses.replace(ctx, device=device)
+        folder = folder or ctx.folder
+        if world.is_main:
+            check_writable(folder)
+        stop.install()
+        with FolderLock(folder) if world.is_main else nullcontext():
+            if world.is_main:
+                remove_stale_temporaries(folder)  # left by a kill -9; we hold the lock: no one else writes here
+            jobs = min(1 if world.active else jobs or default_jobs(device), len(tasks))
+            print(f"training {what} on {device_name(device)}{f', {jobs} runs at a time' if jobs > 1 else ''}"
+                  f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {folder}", flush=True)
+            finished = train_all(ctx, tasks, stop, jobs=jobs, desc=what.split(":")[0].split(" with ")[0][:40])
+            if finished and world.is_main:
+                report(ctx)
+        finish(world)  # every rank done (rank 0 has written) before any leaves the process group
+    finally:
+        finish()  # after an error: leave at once
+    return finished, folder, world.is_main

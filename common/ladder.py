@@ -111,7 +111,7 @@ def _missing_row(stage: str, info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _compare(row: dict[str, Any], previous: dict[str, Any]) -> None:
+def compare(row: dict[str, Any], previous: dict[str, Any]) -> None:
     """Fill in the step from `previous` to `row`: delta, its interval and the verdict."""
     if row["diverged"] or previous["diverged"]:  # no mean to test: say what happened
         row["verdict"] = (BOTH_DIVERGED if row["diverged"] and previous["diverged"]
@@ -147,7 +147,7 @@ def ladder_table(runs: Iterable[Mapping[str, Any]], stage_order: list[str],
             continue
         row = _row(stage, group, stage_info[stage])
         if previous is not None:
-            _compare(row, previous)
+            compare(row, previous)
         elif rows:  # the rung before is missing
             row["verdict"] = AFTER_GAP
         rows.append(row)

@@ -133,6 +133,7 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     from common.chart import draw_ladder
     from common.io import write_text
     from common.ladder import VERDICT_RULE, ladder_table, to_markdown
+    from common.studies import ladder_pointers
 
     runs = load_runs(folder, stages)
     if not runs:
@@ -144,14 +145,19 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     header = (f"# Loss ladder — profile `{profile.name}`\n\n{profile.description}. "
               f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
               f"{overrides_note(overrides)}Verdict rule: {VERDICT_RULE}.\n\n")
-    write_text(folder / "ladder.md", header + to_markdown(table))
+    pointers = ladder_pointers(folder, table)  # rungs that did not help here, where a study shows them helping
+    notes = "".join(f"\n- `{stage}`: {note}" for stage, note in pointers.items())
+    write_text(folder / "ladder.md", header + to_markdown(table)
+               + (f"\nWhere a step that did not help here pays, measured:{notes}\n" if notes else ""))
     present = [stage for stage, seeds in zip(table.stage, table.seeds) if seeds > 0]
     draw_ladder(table, mean_curves(runs, present), folder / "loss_ladder.png",
                 title=f"GPT Ladder, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(runs)} runs, "
                       f"{int(table.seeds.max())} seed(s) per stage, {runs[0]['device_name']}",
-                show_lecture=profile.name == "lecture" and not overrides)
+                show_lecture=profile.name == "lecture" and not overrides, notes=pointers)
     write_text(folder / "samples.md", samples_page(runs, present, profile))
     export_weights(folder, runs, present)
     columns = ["stage", "params", "seeds", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high", "verdict"]
     print(f"\n{to_markdown(table[columns])}")
     print(f"wrote {folder}/ladder.csv, ladder.md, loss_ladder.png, samples.md, weights/")
+    from common.attention import write_attention
+    write_attention(folder, profile.name, stages)  # attention/: the maps and per-head summary of every attention rung

@@ -74,6 +74,7 @@ class RunOptions:
     force: bool = False
     resume: bool = False
     progress: bool = True
+    folder: str | None = None  # the results folder itself, when not <out>/<profile>[-<overrides>] (a study's point)
 
 
 def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any]) -> Path:
@@ -101,6 +102,8 @@ class RunContext:
 
     @property
     def folder(self) -> Path:
+        if self.options.folder:
+            return Path(self.options.folder)
         return results_folder(self.options.out, self.profile.name, self.options.overrides)
 
 
@@ -278,7 +281,7 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
     def on_eval(st, m, opt) -> None:
         save(st, m)
         if progress is not None:
-            progress.put((name, seed, st.step, st.curve[-1]["val_loss"]))
+            progress.put((name, seed, st.step, st.curve[-1]["val_loss"], str(ctx.folder)))
 
     result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
                    progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
@@ -330,6 +333,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
         "final": final, "best": best, "diverged": result.diverged, "code": ctx.fingerprint,
+        "train_chars_used": cfg.train_chars or len(ctx.dataset.train),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_text(plan.folder / "curve.csv", "step,train_loss,val_loss,seconds\n" + "".join(

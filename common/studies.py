@@ -1,0 +1,323 @@
+"""Regime studies: where a piece of the ladder pays, and where it does not, measured.
+
+A study is data, like a profile: the rung studied, what it is compared against (the rung before it,
+or the same rung with one setting changed), the setting swept and its values (chosen before the
+runs and all reported), the profile and the seeds. Every point of the sweep trains both sides with
+the ladder's own machinery (saved runs reused, --resume, Ctrl-C, parallel workers, the progress bar)
+into a folder of its own, named by what it changes:
+
+    <results>/<profile>/studies/<name>/points/<setting>=<value>[,<setting>=<value>]/runs/<stage>/seed<N>/
+
+and the study's table compares the two sides at every point by the ladder's rule (Welch's 95%
+interval of the change in mean validation loss; a diverged side called what it is): study.csv,
+study.md and study.png beside `points/`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+from common.errors import LadderError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STUDY_COLUMNS = ["value", "label", "train_chars_used", "baseline_seeds", "baseline_mean", "baseline_std", "baseline_diverged",
+                 "rung_seeds", "rung_mean", "rung_std", "rung_diverged", "delta", "ci_low", "ci_high", "p_value",
+                 "verdict"]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    question: str  # what the study asks, in one line
+    rung: str  # the stage whose piece is studied
+    baseline: str  # the stage it is compared against: the rung before it, or the rung itself ...
+    setting: str  # the setting swept
+    values: tuple  # its values, chosen before the runs; every one is reported
+    baseline_set: Mapping[str, Any] = field(default_factory=dict)  # ... with these settings changed
+    profile: str = "cpu"
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def sides(self, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The settings of (baseline, rung) at one value of the sweep."""
+        return {self.setting: value, **self.baseline_set}, {self.setting: value}
+
+    @property
+    def against(self) -> str:
+        """The baseline in words: 'layernorm', or 'residual with residual=False'."""
+        changed = ", ".join(f"{k}={v}" for k, v in self.baseline_set.items())
+        return f"{self.baseline} with {changed}" if changed else self.baseline
+
+
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+# The values were fixed before these studies were run, from the measurements quoted in issue 23
+# (residual paths pay at 1 layer and far more at 3; LayerNorm hurt at lr 3e-3 and helped at 1e-2,
+# and the residual rung diverged at 2e-2; dropout helped on ~50k training characters and hurt on the
+# whole corpus). Each spans both regimes where they exist; all points are reported.
+STUDIES: dict[str, Study] = {
+    "residual": Study(
+        name="residual", question="do residual paths pay more as the stack gets deeper?",
+        rung="residual", baseline="residual", baseline_set=_frozen({"residual": False}),
+        setting="n_layer", values=(1, 2, 3, 4, 6)),
+    "layernorm": Study(
+        name="layernorm", question="does LayerNorm pay only at high learning rates?",
+        rung="layernorm", baseline="residual", setting="learning_rate", values=(1e-3, 3e-3, 1e-2, 2e-2)),
+    "dropout": Study(
+        name="dropout", question="does dropout pay only when the model can overfit its training text?",
+        rung="dropout", baseline="layernorm", setting="train_chars",
+        values=(25_000, 100_000, 300_000, 0)),  # 0: the whole training split (1,003,854 characters)
+}
+
+
+def get_study(name: str) -> Study:
+    try:
+        return STUDIES[name]
+    except KeyError:
+        raise LadderError(f"unknown study {name!r}: choose one of {', '.join(STUDIES)} (or all)") from None
+
+
+def study_folder(profile_folder: Path, name: str) -> Path:
+    return Path(profile_folder) / "studies" / name
+
+
+def point_label(settings: Mapping[str, Any]) -> str:
+    """A point's folder name: its settings as name=value, comma-separated (e.g. n_layer=2,residual=False)."""
+    return ",".join(f"{k}={v}" for k, v in settings.items())
+
+
+def point_folders(folder: Path, study: Study, value: Any) -> tuple[Path, Path]:
+    """The results folders of (baseline, rung) at one value (the same when only the stage differs)."""
+    base, rung = study.sides(value)
+    return folder / "points" / point_label(base), folder / "points" / point_label(rung)
+
+
+def parse_sweep(text: str) -> tuple[str, list[str]]:
+    """'learning_rate=1e-3,3e-3,1e-2' -> ('learning_rate', ['1e-3', '3e-3', '1e-2'])."""
+    name, sep, values = text.partition("=")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not name.strip() or len(items) < 2:
+        raise LadderError(f"--sweep {text!r} is not of the form name=value,value,... with at least two values "
+                          f"(e.g. --sweep learning_rate=1e-3,3e-3,1e-2)")
+    if len(set(items)) != len(items):
+        raise LadderError(f"--sweep {text!r} repeats a value: give each value once")
+    return name.strip().replace("-", "_"), items
+
+
+def sweep_study(rung: str, baseline: str, setting: str, values: list[Any], baseline_set: Mapping[str, Any],
+                profile: str, seeds: tuple[int, ...]) -> Study:
+    """A study made on the command line (--sweep), named after what it compares."""
+    if setting in baseline_set:
+        raise LadderError(f"--baseline-set changes {setting}, the setting being swept: the two sides would differ "
+                          f"in more than one thing; sweep another setting or leave it out of --baseline-set")
+    if baseline == rung and not baseline_set:
+        raise LadderError(f"--sweep compares {rung} with itself: give --baseline STAGE (another rung) or "
+                          f"--baseline-set NAME=VALUE (the same rung with one setting changed)")
+    changed = "".join(f"-{k}={v}" for k, v in baseline_set.items())
+    name = f"sweep-{rung}-vs-{baseline}{changed}-over-{setting}"
+    return Study(name=name, question=f"{rung} against {baseline} over {setting}", rung=rung, baseline=baseline,
+                 setting=setting, values=tuple(values), baseline_set=_frozen(baseline_set), profile=profile,
+                 seeds=seeds)
+
+
+def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None, baseline: str | None,
+                   baseline_set: list[str], profile, overrides: Mapping[str, Any], stages: Mapping[str, Any],
+                   seeds: tuple[int, ...] | None) -> list[Study]:
+    """The studies a command names (--study), or the one it describes (--sweep, --stage, --baseline,
+    --baseline-set), with --seeds applied; every mistake is one LadderError."""
+    import dataclasses
+
+    from common.profiles import parse_overrides
+    if sweep:
+        if names or not stage or len(stage) != 1:
+            raise LadderError("--sweep needs exactly one --stage (the rung studied) and no --study, e.g. "
+                              "--sweep learning_rate=1e-3,1e-2 --stage layernorm")
+        rung, order = stage[0], list(stages)
+        setting, texts = parse_sweep(sweep)
+        classes = [s.Config for s in stages.values()]
+        values = [parse_overrides([f"{setting}={text}"], classes)[setting] for text in texts]
+        changed = parse_overrides(baseline_set, classes)
+        baseline = baseline or (rung if changed else (order[order.index(rung) - 1] if order.index(rung) else None))
+        if baseline is None:
+            raise LadderError(f"{rung} is the first rung: give --baseline STAGE or --baseline-set NAME=VALUE")
+        chosen = [sweep_study(rung, baseline, setting, values, changed, profile.name, seeds or (0, 1, 2))]
+    else:
+        if stage or baseline or baseline_set:
+            raise LadderError("--study trains what the study names: leave out --stage, --baseline and "
+                              "--baseline-set (for a study of your own, use --sweep)")
+        chosen = [dataclasses.replace(get_study(n), seeds=seeds or get_study(n).seeds) for n in names]
+    clash = [study.setting for study in chosen if study.setting in overrides]
+    if clash:
+        raise LadderError(f"--set {clash[0]}=... fixes the setting the study sweeps: leave it out")
+    return chosen
+
+
+def study_tasks(study: Study, folder: Path, options) -> list[tuple]:
+    """Every run of a study, as (stage, seed, options) with the point's settings and folder."""
+    import dataclasses
+    tasks = []
+    for value in study.values:
+        for stage, side, point in zip((study.baseline, study.rung), study.sides(value),
+                                      point_folders(folder, study, value)):
+            run_options = dataclasses.replace(options, overrides={**options.overrides, **side}, folder=str(point))
+            tasks += [(stage, seed, run_options) for seed in study.seeds]
+    return tasks
+
+
+def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
+    from common.ladder import to_markdown
+    columns = ["label", "baseline_mean", "rung_mean", "delta", "ci_low", "ci_high", "verdict"]
+    print(f"\nstudy {study.name}: {study.rung} against {study.against} over {study.setting}\n"
+          f"{to_markdown(table[columns].rename(columns={'label': study.setting}))}")
+    print(f"wrote {folder}/study.csv, study.md, study.png")
+
+
+def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One side of a point as the ladder's compare() reads a rung: mean, sd, seeds, diverged seeds."""
+    import pandas as pd
+
+    from common.ladder import run_diverged
+    losses = pd.Series([r["final"]["val_loss"] for r in runs], dtype=float)
+    n = len(losses)
+    return {"seeds": n, "val_loss_mean": losses.mean() if n else float("nan"),
+            "val_loss_std": losses.std(ddof=1) if n > 1 else float("nan"),
+            "diverged": sum(run_diverged(r) for r in runs)}
+
+
+def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any]:
+    """One point of a study: both sides and the change from baseline to rung, by the ladder's rule."""
+    from common.ladder import MISSING, compare
+    base, rung = _side(baseline_runs), _side(rung_runs)
+    step = {**rung, "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+            "p_value": float("nan"), "verdict": MISSING}
+    if base["seeds"] and rung["seeds"]:
+        compare(step, base)
+    used = [r.get("train_chars_used") for r in rung_runs + baseline_runs if r.get("train_chars_used")]
+    return {"value": value, "train_chars_used": used[0] if used else float("nan"),
+            "baseline_seeds": base["seeds"], "baseline_mean": base["val_loss_mean"],
+            "baseline_std": base["val_loss_std"], "baseline_diverged": base["diverged"],
+            "rung_seeds": rung["seeds"], "rung_mean": rung["val_loss_mean"], "rung_std": rung["val_loss_std"],
+            "rung_diverged": rung["diverged"], **{k: step[k] for k in ("delta", "ci_low", "ci_high", "p_value",
+                                                                        "verdict")}}
+
+
+def study_table(folder: Path, study: Study) -> pd.DataFrame:
+    """The study's table from the runs saved under `folder` (its study folder), one row per value."""
+    import pandas as pd
+
+    from common.report import load_runs
+    rows = []
+    for value in study.values:
+        base_folder, rung_folder = point_folders(folder, study, value)
+        base = [r for r in load_runs(base_folder, [study.baseline])]
+        rung = [r for r in load_runs(rung_folder, [study.rung])]
+        row = study_row(value, base, rung)
+        row["label"] = value_text(value, row["train_chars_used"] if study.setting == "train_chars" else None)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=STUDY_COLUMNS)
+
+
+def crossovers(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Labels of consecutive values (in the study's order) between which the verdict turns from helped
+    to not helped, or back."""
+    helped = [str(v).startswith("helped") for v in table.verdict]
+    judged = [v not in ("", "missing", "too few seeds") for v in table.verdict]
+    return [(table.label.iloc[i], table.label.iloc[i + 1]) for i in range(len(table) - 1)
+            if judged[i] and judged[i + 1] and helped[i] != helped[i + 1]]
+
+
+def value_text(value: Any, used: Any = None) -> str:
+    """A swept value as a reader wants it: 1e-2 as 0.01, 100000 as 100,000, train_chars 0 as 'all'."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        if value == 0 and used is not None and not (isinstance(used, float) and math.isnan(used)):
+            return f"all ({int(used):,})"
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _md_cell(row: Mapping[str, Any], column: str, setting: str) -> str:
+    import pandas as pd
+
+    from common.ladder import _cell
+    value = row[column]
+    if column.endswith("_mean") or column.endswith("_std"):
+        return "" if pd.isna(value) else (f"{value:.3f}" if abs(value) < 1e4 else f"{value:.3g}")
+    return _cell(value, "seeds" if column.endswith(("_seeds", "_diverged")) else column)
+
+
+def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
+    """study.md: what is asked, what is compared, the table, and where the verdict turns."""
+    columns = [c for c in STUDY_COLUMNS if c not in ("value", "train_chars_used")]
+    header = "| " + " | ".join([study.setting if c == "label" else c for c in columns]) + " |"
+    rule = "|" + "|".join("---" if c in ("label", "verdict") else "---:" for c in columns) + "|"
+    body = ["| " + " | ".join(_md_cell(row, c, study.setting) for c in columns) + " |" for _, row in table.iterrows()]
+    turns = crossovers(table)
+    where = ("; ".join(f"between {a} and {b}" for a, b in turns)
+             if turns else "none: the verdict is the same at every value")
+    helped = [label for label, verdict in zip(table.label, table.verdict) if str(verdict).startswith("helped")]
+    return "\n".join([
+        f"# Study `{study.name}` — {study.question}\n",
+        f"`{study.rung}` against `{study.against}`, over `{study.setting}` = "
+        f"{', '.join(value_text(v) for v in study.values)}. {note}\n",
+        f"delta = mean validation loss of `{study.rung}` - that of `{study.against}` (negative: the piece helped). "
+        "Verdicts by the ladder's rule (see README). A diverged side (final loss not finite, or worse than the "
+        "uniform guess and than its own best) has no mean to test: the verdict says so.\n",
+        header, rule, *body, "",
+        f"Helped at: {', '.join(helped) or 'no value'}. Crossover: {where}.\n"])
+
+
+def study_note(profile, overrides: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> str:
+    """The fixed settings and the machine, for the table's header and the chart's title."""
+    from common.report import overrides_note
+    seconds = sum(r["train_seconds"] for r in runs)
+    device = runs[0]["device_name"] if runs else "no runs yet"
+    return (f"Profile `{profile.name}`{overrides_note(overrides, ', ')}; every other setting as the profile has it. "
+            f"{len(runs)} runs on {device}, {seconds / 60:.1f} min of training in all.")
+
+
+def write_study_report(folder: Path, study: Study, profile, overrides: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """study.csv, study.md and study.png of a study folder, from its saved runs; returns the table."""
+    from common.chart import draw_study
+    from common.io import write_text
+    from common.report import load_runs
+    table = study_table(folder, study)
+    if not table.baseline_seeds.any() and not table.rung_seeds.any():
+        raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
+                          f"(python runner.py --study {study.name} --profile {profile.name})")
+    runs = [r for path in sorted((folder / "points").glob("*")) for r in load_runs(path, [study.rung, study.baseline])]
+    note = study_note(profile, overrides or {}, runs)
+    write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
+    write_text(folder / "study.md", study_markdown(table, study, note))
+    draw_study(table, study, folder / "study.png", subtitle=note.split(". ")[0])
+    return table
+
+
+def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]:
+    """For each ladder rung whose verdict is not 'helped' and that a saved study shows helping somewhere:
+    a few words saying where (e.g. 'hurt here; helped at train_chars 25,000, 100,000 - studies/dropout')."""
+    import pandas as pd
+    notes = {}
+    for name, study in STUDIES.items():
+        path = study_folder(profile_folder, name) / "study.csv"
+        rows = table[table.stage == study.rung]
+        if not path.exists() or rows.empty or str(rows.verdict.iloc[0]).startswith("helped"):
+            continue
+        try:
+            saved = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+        helped = [str(label) for label, verdict in zip(saved.label, saved.verdict) if str(verdict).startswith("helped")]
+        if helped:
+            verdict = rows.verdict.iloc[0] or "no verdict"
+            notes[study.rung] = f"{verdict} here; helped at {study.setting} {', '.join(helped)} (studies/{name})"
+    return notes
