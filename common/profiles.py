@@ -63,7 +63,7 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
 # same at both; each loss ends 0.004-0.042 higher (README: both tables; `--max-iters 2000` trains the other).
 # PyTorch's default init, as the lecture's models before its final gpt.py.
 CPU_LADDER = dict(block_size=32, n_embd=64, n_head=4, n_layer=3, dropout=0.1, batch_size=32, init="pytorch",
-                  learning_rate=1e-2, warmup_iters=100, lr_decay=True, min_lr_ratio=0.1, max_iters=1500,
+                  learning_rate=1e-2, warmup_iters=100, lr_decay=True, min_lr_ratio=0.1, max_iters=2000,
                   eval_interval=250, eval_iters=50)
 # scaled: twice the context, width and depth of 4, batch halved so each step still sees 1,024 tokens,
 # with GPT-2's init and its own learning rate, 3e-3, as the lecture's final GPT had its own.

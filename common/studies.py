@@ -65,7 +65,7 @@ STUDIES: dict[str, Study] = {
     "residual": Study(
         name="residual", question="do residual paths pay more as the stack gets deeper?",
         rung="residual", baseline="residual", baseline_set=_frozen({"residual": False}),
-        setting="n_layer", values=(1, 2, 3, 4, 6)),
+        setting="n_layer", values=(1, 2, 4, 6)),
     "layernorm": Study(
         name="layernorm", question="does LayerNorm pay only at high learning rates?",
         rung="layernorm", baseline="residual", setting="learning_rate", values=(1e-3, 3e-3, 1e-2, 2e-2)),
