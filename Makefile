@@ -1,4 +1,5 @@
-# GPT Ladder. `make all-stages` trains the ladder and draws it; `make test` runs the tests.
+# GPT Ladder. `make all-stages` trains the ladder and draws it; `make test` runs the tests;
+# `make studies` trains the regime studies (where each piece pays) and draws them.
 # Both create the virtual environment .venv and install requirements.txt on first use.
 #   make all-stages PROFILE=smoke SEEDS="0 1 2"     (PROFILE: lecture, gpu, cpu, smoke; default: gpu with CUDA, else cpu)
 PYTHON ?= python3
@@ -14,7 +15,7 @@ ifneq ($(wildcard $(SHARED_CORPUS)),)
 export GPT_LADDER_DATA ?= $(SHARED_CORPUS)
 endif
 
-.PHONY: all-stages test chart bench clean-venv
+.PHONY: all-stages studies test chart bench clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ $(VENV)/.installed: requirements.txt
 
 all-stages: $(VENV)/.installed
 	$(PY) runner.py --all --resume $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+studies: $(VENV)/.installed
+	$(PY) runner.py --study all --resume $(if $(PROFILE),--profile $(PROFILE)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 chart: $(VENV)/.installed
 	$(PY) runner.py --chart $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
