@@ -183,6 +183,7 @@ def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> None:
     ax.set_ylim(bottom - 0.15 * span, top + 0.3 * span)
     ax.set_ylabel("change in validation loss: rung - baseline (nats; below 0: the piece helped)")
     ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8.5)
 
 
 def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, against: str, vocab_size: int) -> None:
@@ -234,6 +235,7 @@ def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: st
         axis.set_xlabel(study.setting)
     ax.set_title(f"{study.rung} against {study.against}: where it pays", fontsize=10.5)
     ax2.set_title("Both sides", fontsize=10.5)
+    subtitle = subtitle.replace("`", "'")
     fig.suptitle(f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point",
                  fontsize=11.5)
     fig.tight_layout()
