@@ -14,9 +14,9 @@ than 2 seeds gets no verdict ("too few seeds"): one seed says nothing about the 
 with no runs between rungs that have them shows as "missing", and the rung after it gets no
 verdict: it is never compared across the gap.
 
-Divergence is a result, not noise: a run whose final validation loss is not finite, or is worse than
-the uniform guess (ln of the vocabulary size, 4.17 nats for 65 characters) and than its own best
-evaluation, has diverged. A rung with
+Divergence is a result, not noise: a run whose final loss is not finite, or whose final training
+loss is worse than the uniform guess (ln of the vocabulary size, 4.17 nats for 65 characters) while
+its validation loss is worse than its own best evaluation, has diverged (`run_diverged`). A rung with
 a diverged seed has no meaningful mean, so a step into or out of it is not tested by Welch's rule
 but called what it is: "hurt: diverged" (this rung diverged, the one before trained), "helped: the
 rung before diverged", or "diverged, as the rung before".
@@ -65,11 +65,16 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
 
 
 def run_diverged(record: Mapping[str, Any]) -> bool:
-    """Whether a run diverged: its final validation loss is not finite, or is worse both than the uniform
-    guess and than its own best evaluation (a run still on its way down from the start is not diverged)."""
-    val, best = record["final"]["val_loss"], record["best"]["val_loss"]
+    """Whether a run diverged: a final loss is not finite, or its *training* loss ended worse than the
+    uniform guess while its validation loss ended worse than its own best evaluation.
+
+    The training loss, not the validation loss, tells divergence from overfitting: a model that
+    memorised a small text (train 0.53, validation 4.21) has not diverged, and a run still on its way
+    down from the start (the best evaluation is the last) has not either."""
+    val, train, best = record["final"]["val_loss"], record["final"]["train_loss"], record["best"]["val_loss"]
     vocab_size = (record.get("model_config") or {}).get("vocab_size") or 65
-    return bool(record.get("diverged")) or not math.isfinite(val) or (val > math.log(vocab_size) and val > best)
+    return (bool(record.get("diverged")) or not (math.isfinite(val) and math.isfinite(train))
+            or (train > math.log(vocab_size) and val > best))
 
 
 def verdict_kind(text: str) -> str:
