@@ -27,7 +27,6 @@ import runner
 from common.checkpoint import load_checkpoint
 from common.config import TrainConfig
 from common.data import load_dataset, make_dataset
-from common.errors import LadderError
 from common.io import atomic_path, is_temporary, write_json, write_text
 from common.jobs import FolderLock, Stop
 from common.run import RunContext, RunOptions, Stage, code_fingerprint, run_dir, train_run
