@@ -186,12 +186,11 @@ def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> None:
     ax.legend(loc="upper left", fontsize=8.5)
 
 
-def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, against: str, vocab_size: int) -> None:
+def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, against: str) -> None:
     """Both sides' mean validation loss at each value, each with its 95% interval; diverged sides marked."""
-    ceiling = math.log(vocab_size)
     for side, name, tint in (("baseline", against, "#8a8a8a"), ("rung", rung, "#3b6ea8")):
         means, stds, seeds = table[f"{side}_mean"], table[f"{side}_std"], table[f"{side}_seeds"]
-        ok = [pd.notna(m) and m <= ceiling and not d for m, d in zip(means, table[f"{side}_diverged"])]
+        ok = [pd.notna(m) and math.isfinite(m) and not d for m, d in zip(means, table[f"{side}_diverged"])]
         xs = [xi for xi, good in zip(x, ok) if good]
         half = [mean_interval(s, int(n)) for s, n, good in zip(stds, seeds, ok) if good]
         ax.errorbar(xs, [m for m, good in zip(means, ok) if good], yerr=half, color=tint, marker="o", capsize=4,
@@ -205,7 +204,7 @@ def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, again
     ax.legend(fontsize=8.5)
 
 
-def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: str, vocab_size: int = 65) -> None:
+def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: str) -> None:
     """Left: the change from baseline to rung against the swept value, with its 95% band, the zero line,
     verdict colours and the crossover shaded. Right: both sides' mean validation loss."""
     import matplotlib
@@ -219,7 +218,7 @@ def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: st
     x, log = _study_x(table)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1.25, 1]})
     _study_delta_panel(ax, table, x)
-    _study_means_panel(ax2, table, x, study.rung, study.against, vocab_size)
+    _study_means_panel(ax2, table, x, study.rung, study.against)
     position = dict(zip(table.label, x))
     for a, b in crossovers(table):
         ax.axvspan(position[a], position[b], color="#e07b00", alpha=0.12, linewidth=0)
