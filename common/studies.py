@@ -267,11 +267,11 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
     helped = [label for label, verdict in zip(table.label, table.verdict) if str(verdict).startswith("helped")]
     return "\n".join([
         f"# Study `{study.name}` — {study.question}\n",
-        f"`{study.rung}` against `{study.against}`, over `{study.setting}` = "
-        f"{', '.join(value_text(v) for v in study.values)}. {note}\n",
+        f"`{study.rung}` against `{study.against}`, over `{study.setting}` = {', '.join(table.label)}. {note}\n",
         f"delta = mean validation loss of `{study.rung}` - that of `{study.against}` (negative: the piece helped). "
-        "Verdicts by the ladder's rule (see README). A diverged side (final loss not finite, or worse than the "
-        "uniform guess and than its own best) has no mean to test: the verdict says so.\n",
+        "Verdicts by the ladder's rule (see README). A diverged side (a final loss not finite, or a training loss "
+        "worse than the uniform guess while the validation loss ended above its best) has no mean to test: the "
+        "verdict says so.\n",
         header, rule, *body, "",
         f"Helped at: {', '.join(helped) or 'no value'}. Crossover: {where}.\n"])
 
