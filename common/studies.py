@@ -194,7 +194,7 @@ def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
     from common.ladder import run_diverged
     losses = pd.Series([r["final"]["val_loss"] for r in runs], dtype=float)
     n = len(losses)
-    return {"seeds": n, "val_loss_mean": losses.mean() if n else float("nan"),
+    return {"seeds": n, "val_loss_mean": losses.mean(skipna=False) if n else float("nan"),
             "val_loss_std": losses.std(ddof=1) if n > 1 else float("nan"),
             "diverged": sum(run_diverged(r) for r in runs)}
 
@@ -207,6 +207,7 @@ def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any
             "p_value": float("nan"), "verdict": MISSING}
     if base["seeds"] and rung["seeds"]:
         compare(step, base)
+        step["verdict"] = step["verdict"].replace("the rung before", "the baseline")  # a study's words
     used = [r.get("train_chars_used") for r in rung_runs + baseline_runs if r.get("train_chars_used")]
     return {"value": value, "train_chars_used": used[0] if used else float("nan"),
             "baseline_seeds": base["seeds"], "baseline_mean": base["val_loss_mean"],

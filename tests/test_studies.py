@@ -71,14 +71,18 @@ def test_a_diverged_baseline_is_reported_as_such_not_as_noise():
     base = [record("residual", s, v, best=2.1) for s, v in enumerate([4.9e6, 8.1e6, 11.6e6])]
     rung = [record("layernorm", s, v) for s, v in enumerate([1.818, 1.821, 1.824])]
     row = study_row(2e-2, base, rung)
-    assert row["verdict"] == CURED and row["baseline_diverged"] == 3 and math.isnan(row["delta"])
+    assert row["verdict"] == "helped: the baseline diverged" and row["baseline_diverged"] == 3
+    assert math.isnan(row["delta"])
     table = ladder_table(base + rung + [record("dropout", s, float("nan"), best=1.9, diverged=True) for s in range(3)],
                          ["residual", "layernorm", "dropout"], {n: {"adds": n} for n in ("residual", "layernorm",
                                                                                         "dropout")})
     assert list(table.verdict) == ["", CURED, DIVERGED]
     assert list(table.diverged) == [3, 0, 3]
     both = study_row(1, base, base)
-    assert both["verdict"] == BOTH_DIVERGED
+    assert both["verdict"] == "diverged, as the baseline" == BOTH_DIVERGED.replace("the rung before", "the baseline")
+    nan_seed = study_row(6, base, [record("residual", 0, float("nan"), best=2.2, diverged=True),
+                                   record("residual", 1, 1.8), record("residual", 2, 1.9)])
+    assert math.isnan(nan_seed["rung_mean"])  # no mean over the seeds that did not diverge
 
 
 def test_a_run_still_on_its_way_down_is_not_diverged():
