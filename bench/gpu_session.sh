@@ -4,7 +4,7 @@
 #
 # On the GPU machine, from the repository root (its python3 has PyTorch, pandas, matplotlib, tqdm,
 # scipy and safetensors; no registry, no internet). The corpus must travel inside the checkout:
-# here, `mkdir -p .data && cp ../shared/data/tinyshakespeare.txt* .data/` with `.data/` in
+# here, `mkdir -p .data && cp "$GPT_LADDER_DATA" .data/tinyshakespeare.txt` with `.data/` in
 # .git/info/exclude, and name `.data` in the call's carry. Then:
 #
 #   bash bench/gpu_session.sh                      # every step, with the limits below
@@ -28,7 +28,7 @@
 #
 # Rehearsal on the CPU (about a minute), into scratch folders:
 #   PYTHON=.venv/bin/python PROFILE=smoke LECTURE_PROFILE=smoke DEVICE=cpu RESULTS=/tmp/rehearsal \
-#   OUT=/tmp/rehearsal-out GPT_LADDER_DATA=../shared/data/tinyshakespeare.txt bash bench/gpu_session.sh
+#   OUT=/tmp/rehearsal-out GPT_LADDER_DATA=data/tinyshakespeare.txt bash bench/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
