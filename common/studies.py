@@ -41,12 +41,10 @@ class Study:
     baseline_set: Mapping[str, Any] = field(default_factory=dict)  # ... with these settings changed
     profile: str = "cpu"
     seeds: tuple[int, ...] = (0, 1, 2)
-    fixed: Mapping[str, Any] = field(default_factory=dict)  # settings held at every point, both sides, in
-    #                                                          place of the profile's
 
     def sides(self, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The settings of (baseline, rung) at one value of the sweep."""
-        return {**self.fixed, self.setting: value, **self.baseline_set}, {**self.fixed, self.setting: value}
+        return {self.setting: value, **self.baseline_set}, {self.setting: value}
 
     @property
     def against(self) -> str:
@@ -68,13 +66,6 @@ STUDIES: dict[str, Study] = {
         name="residual", question="do residual paths pay more as the stack gets deeper?",
         rung="residual", baseline="residual", baseline_set=_frozen({"residual": False}),
         setting="n_layer", values=(1, 2, 4, 6)),
-    # the same at a third of the profile's learning rate: at 1e-2 the deeper stacks diverge with
-    # or without residual paths (the study above), at 3e-3 the residual rung trained best (the
-    # layernorm study's baseline). Chosen after the study above, before any run of this one.
-    "residual-lr3e-3": Study(
-        name="residual-lr3e-3", question="do residual paths pay more as the stack gets deeper, at lr 3e-3?",
-        rung="residual", baseline="residual", baseline_set=_frozen({"residual": False}),
-        setting="n_layer", values=(1, 2, 4, 6), fixed=_frozen({"learning_rate": 3e-3})),
     "layernorm": Study(
         name="layernorm", question="does LayerNorm pay only at high learning rates?",
         rung="layernorm", baseline="residual", setting="learning_rate", values=(1e-3, 3e-3, 1e-2, 2e-2)),
@@ -161,9 +152,9 @@ def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None,
             raise LadderError("--study trains what the study names: leave out --stage, --baseline and "
                               "--baseline-set (for a study of your own, use --sweep)")
         chosen = [dataclasses.replace(get_study(n), seeds=seeds or get_study(n).seeds) for n in names]
-    clash = [name for study in chosen for name in (study.setting, *study.fixed) if name in overrides]
+    clash = [study.setting for study in chosen if study.setting in overrides]
     if clash:
-        raise LadderError(f"--set {clash[0]}=... changes a setting the study sweeps or fixes: leave it out")
+        raise LadderError(f"--set {clash[0]}=... changes the setting the study sweeps: leave it out")
     return chosen
 
 
@@ -286,13 +277,12 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
         f"Helped at: {', '.join(helped) or 'no value'}. Crossover: {where}.\n"])
 
 
-def study_note(profile, overrides: Mapping[str, Any], fixed: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> str:
+def study_note(profile, overrides: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> str:
     """The fixed settings and the machine, for the table's header and the chart's title."""
     from common.report import overrides_note
     seconds = sum(r["train_seconds"] for r in runs)
     device = runs[0]["device_name"] if runs else "no runs yet"
-    held = "".join(f", {k}={v} at every point" for k, v in fixed.items())
-    return (f"Profile `{profile.name}`{overrides_note(overrides, ', ')}{held}; every other setting as the profile "
+    return (f"Profile `{profile.name}`{overrides_note(overrides, ', ')}; every other setting as the profile "
             f"has it. {len(runs)} runs on {device}, {seconds / 60:.1f} min of training in all.")
 
 
@@ -306,7 +296,7 @@ def write_study_report(folder: Path, study: Study, profile, overrides: Mapping[s
         raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
                           f"(python runner.py --study {study.name} --profile {profile.name})")
     runs = [r for path in sorted((folder / "points").glob("*")) for r in load_runs(path, [study.rung, study.baseline])]
-    note = study_note(profile, overrides or {}, study.fixed, runs)
+    note = study_note(profile, overrides or {}, runs)
     write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
     write_text(folder / "study.md", study_markdown(table, study, note))
     draw_study(table, study, folder / "study.png", subtitle=note.split(". ")[0])
