@@ -213,6 +213,8 @@ def _main(argv: list[str], stop: Stop) -> int:
         return 0
     if studies or args.sweep:
         return run_studies(args, argv, stop, profile, overrides, stages, studies)
+    if args.baseline or args.baseline_set:
+        raise LadderError("--baseline and --baseline-set describe a study: use them with --sweep")
     if args.chart:
         from common.report import has_results, write_report
         if not has_results(folder):

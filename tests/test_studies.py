@@ -185,6 +185,8 @@ def test_an_interrupted_study_resumes(tmp_path, corpus_path):
     (["--sweep", "n_layer=1,2", "--stage", "residual", "--baseline-set", "n_layer=3"], "the setting being swept"),
     (["--study", "dropout", "--set", "train_chars=1000"], "changes the setting the study sweeps"),
     (["--study", "dropout", "--stage", "mlp"], "leave out --stage"),
+    (["--stage", "mlp", "--baseline", "bigram"], "use them with --sweep"),
+    (["--study", "dropout", "--sweep", "n_layer=1,2", "--stage", "residual"], "no --study"),
     (["--sweep", "train_chars=5,100", "--stage", "dropout"], "train_chars 5 is too small"),
     (["--sweep", "train_chars=-5,100", "--stage", "dropout"], "train_chars must be 0"),
     (["--sweep", "train_chars=100,99999999", "--stage", "dropout"], "more than the training split holds"),
