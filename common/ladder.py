@@ -102,7 +102,7 @@ def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
     n = len(group)
     mean = group.val_loss.mean(skipna=False)  # a seed that ended at NaN (diverged) leaves no mean
     return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), "seeds": n,
-            "diverged": int(group.diverged.sum()), "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1) if n > 1 else float("nan"),
+            "diverged": int(group.diverged.sum()), "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1, skipna=False) if n > 1 else float("nan"),
             "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
             "verdict": "", "train_loss_mean": group.train_loss.mean(), "gap": mean - group.train_loss.mean(),
             "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),

@@ -186,7 +186,7 @@ def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
     losses = pd.Series([r["final"]["val_loss"] for r in runs], dtype=float)
     n = len(losses)
     return {"seeds": n, "val_loss_mean": losses.mean(skipna=False) if n else float("nan"),
-            "val_loss_std": losses.std(ddof=1) if n > 1 else float("nan"),
+            "val_loss_std": losses.std(ddof=1, skipna=False) if n > 1 else float("nan"),
             "diverged": sum(run_diverged(r) for r in runs)}
 
 
