@@ -9,12 +9,6 @@ PROFILE ?=
 SEEDS ?=
 ARGS ?=
 
-# Use the shared copy of Tiny Shakespeare when it sits beside the checkout (no download needed).
-SHARED_CORPUS := $(abspath ../shared/data/tinyshakespeare.txt)
-ifneq ($(wildcard $(SHARED_CORPUS)),)
-export GPT_LADDER_DATA ?= $(SHARED_CORPUS)
-endif
-
 .PHONY: all-stages studies test chart bench clean-venv
 
 $(VENV)/.installed: requirements.txt

@@ -160,6 +160,7 @@ def _main(argv: list[str], stop: Stop) -> int:
 
     from stages import STAGES
 
+    from common.corpus import corpus_id
     from common.profiles import get_profile, parse_overrides
 
     studies = list(STUDIES) if args.study and "all" in args.study else list(dict.fromkeys(args.study or []))
@@ -186,7 +187,7 @@ def _main(argv: list[str], stop: Stop) -> int:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
     names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    folder = results_folder(args.out, profile.name, overrides)
+    folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))  # another corpus: its own
 
     if args.list or args.show:
         from common.show import list_stages, show_stage, vocab_size_for
@@ -257,10 +258,12 @@ def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, repo
 def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str]) -> int:
     """Train (or, with --chart, redraw) each chosen study, one after another, each under its own lock."""
     from common.studies import choose_studies, print_study, study_folder, study_tasks, write_study_report
+    from common.corpus import corpus_id
     seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
+    profile_folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))
     for study in choose_studies(names, args.sweep, args.stage, args.baseline, args.baseline_set, profile, overrides,
                                 stages, seeds):
-        folder = study_folder(results_folder(args.out, profile.name, overrides), study.name)
+        folder = study_folder(profile_folder, study.name)
 
         def report(ctx=None, study=study, folder=folder) -> None:
             print_study(write_study_report(folder, study, profile, overrides), study, folder)

@@ -165,3 +165,17 @@ def read_corpus(path: str | os.PathLike | None = None) -> str:
     except UnicodeDecodeError as exc:
         raise LadderError(f"corpus file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
                           f"convert it to UTF-8 or pass another file with --data")
+
+
+def corpus_id(path: str | os.PathLike | None = None) -> str | None:
+    """None for Tiny Shakespeare, else the first 8 hex digits of the SHA-256 of the corpus's text.
+
+    A results folder holds one experiment, so runs on another corpus go to a folder named by this id
+    (common.run.results_folder). The cache and the download are verified to be Tiny Shakespeare; an
+    explicit path (--data, $GPT_LADDER_DATA) is read and hashed, so a copy of it counts as it.
+    """
+    explicit = path or os.environ.get(DATA_ENV)
+    if not explicit:
+        return None
+    digest = hashlib.sha256(read_corpus(explicit).encode("utf-8")).hexdigest()
+    return None if digest == CORPUS_SHA256 else digest[:8]

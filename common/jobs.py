@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from common.errors import LadderError
-from common.run import RunContext, RunOptions, Stage, open_context, stage_configs, train_run
+from common.run import (RunContext, RunOptions, Stage, check_replacing, check_settings, open_context, stage_configs,
+                        train_run)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -348,6 +349,29 @@ class FolderLock:
         self.handle.close()
 
 
+def check_runs(ctx: RunContext, tasks: list[tuple], device=None):
+    """Every check before any training starts; returns the device (`device`, or the one --device names).
+
+    Each run's settings by every rung's checks (trained or not) and against the corpus, no finished run of
+    another experiment replaced without --force, the batch over the ranks, the memory."""
+    from common.device import pick_device
+    from common.distributed import check_batch
+    from common.memory import check_fits
+    from common.profiles import settings_for
+    runs = [task_run(ctx, task) for task in tasks]
+    for run, stage, _ in runs:  # --set dropout=1.5 is refused on the residual rung as on the dropout rung
+        settings = settings_for(run.profile, stage, run.options.overrides)
+        check_settings(ctx.stages, settings, run.dataset.tokenizer.vocab_size)
+    configs = [stage_configs(run.profile, ctx.stages[stage], run.options.overrides, run.dataset)
+               for run, stage, _ in runs]
+    check_replacing([(run, stage, seed, settings) for (run, stage, seed), (settings, _, _) in zip(runs, configs)])
+    device = device or pick_device(ctx.options.device)  # fail early on a bad --device
+    for (_, stage, _), (_, model_config, train_config) in zip(runs, configs):
+        check_batch(train_config.batch_size, ctx.world, stage)
+        check_fits(model_config, train_config.batch_size, device, stage)
+    return device
+
+
 def train_command(options: RunOptions, profile, stages, make_tasks, report, what: str, stop: Stop,
                   jobs: int | None = None, folder: Path | None = None) -> tuple[bool, Path, bool]:
     """The runs of one command: check every run's configuration and the device before any training, then
@@ -357,23 +381,19 @@ def train_command(options: RunOptions, profile, stages, make_tasks, report, what
     own; `folder` (default: the profile's results folder) is the one locked; report(ctx) writes the result."""
     from contextlib import nullcontext
 
+    from common.corpus import corpus_id
     from common.data import load_dataset
-    from common.device import device_name, pick_device
-    from common.distributed import check_batch, finish, join
+    from common.device import device_name
+    from common.distributed import finish, join
     from common.io import remove_stale_temporaries
-    from common.memory import check_fits
     from common.run import RunContext, code_fingerprint
 
     world, device = join(jobs, options.device)
     try:
+        options = dataclasses.replace(options, corpus=corpus_id(options.data))  # another corpus: its own folder
         ctx = RunContext(options, profile, stages, load_dataset(options.data), None, code_fingerprint(), world)
         tasks = make_tasks(options)
-        checks = [(stage_configs(run.profile, stages[stage], run.options.overrides, run.dataset), stage)
-                  for run, stage, _ in (task_run(ctx, task) for task in tasks)]
-        device = device or pick_device(options.device)  # fail early on a bad --device
-        for (_, model_config, train_config), name in checks:  # every check before any training starts
-            check_batch(train_config.batch_size, world, name)
-            check_fits(model_config, train_config.batch_size, device, name)
+        device = check_runs(ctx, tasks, device)
         ctx = dataclasses.replace(ctx, device=device)
         folder = folder or ctx.folder
         if world.is_main:

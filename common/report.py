@@ -26,7 +26,8 @@ def has_results(folder: Path) -> bool:
 
 
 def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
-    """The readable run.json records of the folder's stages, each with its folder under '_dir'."""
+    """The readable run.json records of the folder's stages, each with its folder under '_dir': those of one
+    experiment, the newest run's (one_experiment)."""
     from common.io import read_json
     runs = []
     for path in sorted(folder.glob("runs/*/seed*/run.json")):
@@ -41,7 +42,62 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
         if record["stage"] in stage_names:
             record["_dir"] = path.parent
             runs.append(record)
-    return runs
+    return one_experiment(runs, folder)
+
+
+def experiment_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run shares with every run of its experiment: code, corpus, precision asked, and its settings but
+    for those its profile gives its stage alone (scaled's size, the lecture's bigram learning rate)."""
+    from common.profiles import PROFILES
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    profile = PROFILES.get(record.get("profile"))
+    own = profile.stage_overrides.get(record["stage"], {}) if profile else {}
+    model = record.get("model_config") if isinstance(record.get("model_config"), dict) else {}
+    n_train = None if settings.get("train_chars") else record.get("train_chars_used")  # the training split's size
+    return {"code": record.get("code"), "corpus": (model.get("vocab_size"), n_train),
+            "precision": settings.get("precision", "auto"),
+            "settings": {k: v for k, v in settings.items() if k not in own}}
+
+
+def differences(record: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
+    """How a run's experiment differs from the reference run's, in words (empty: the same experiment)."""
+    mine, theirs = experiment_of(record), experiment_of(reference)
+    said = [f"{k} {v!r}, not {theirs['settings'][k]!r}" for k, v in mine["settings"].items()
+            if k in theirs["settings"] and theirs["settings"][k] != v]
+    if mine["precision"] != theirs["precision"]:
+        said.append(f"precision {mine['precision']}, not {theirs['precision']}")
+    if mine["corpus"] != theirs["corpus"]:
+        sizes = [f"{a:,} {what}, not {b:,}" if isinstance(a, int) and isinstance(b, int) else f"{what}: {a}, not {b}"
+                 for a, b, what in zip(mine["corpus"], theirs["corpus"], ("distinct characters", "to train on"))
+                 if a != b]
+        said.append(f"another corpus ({'; '.join(sizes)})")
+    if mine["code"] != theirs["code"]:
+        said.append("other code")
+    return said
+
+
+def one_experiment(runs: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """The runs of one experiment: the newest run's. The others are skipped with one line naming them, so
+    that a table never compares runs on other data, settings or code (a folder holds one experiment)."""
+    if not runs:
+        return runs
+    newest = max(runs, key=lambda r: (str(r.get("finished_at", "")), str(r["_dir"])))
+    kept, skipped, why = [], {}, []
+    for record in runs:
+        said = differences(record, newest)
+        if not said:
+            kept.append(record)
+            continue
+        skipped.setdefault(record["stage"], []).append(record["seed"])
+        why += [s for s in said if s not in why]
+    if skipped:
+        count = sum(map(len, skipped.values()))
+        names = ", ".join(f"{stage} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))})"
+                          for stage, seeds in skipped.items())
+        print(f"skipping {count} run{'s' if count > 1 else ''} of another experiment in {folder}: {names}, made "
+              f"with {'; '.join(why)} (the table holds one experiment, its newest run's): retrain them with "
+              f"--force, or train that experiment into another --out", file=sys.stderr)
+    return kept
 
 
 def is_run_record(record: Any) -> bool:

@@ -75,13 +75,16 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
     folder: str | None = None  # the results folder itself, when not <out>/<profile>[-<overrides>] (a study's point)
+    corpus: str | None = None  # common.corpus.corpus_id(data): None for Tiny Shakespeare, else its own folder
 
 
-def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any]) -> Path:
-    """results/<profile>, or results/<profile>-<hash of the overrides> when any --set was given."""
+def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any], corpus: str | None = None) -> Path:
+    """results/<profile>, then -<hash of the overrides> when any --set was given, then -data-<corpus id> for a
+    corpus other than Tiny Shakespeare (common.corpus.corpus_id): a folder holds one experiment."""
     suffix = "" if not overrides else "-" + hashlib.sha256(
         json.dumps(dict(overrides), sort_keys=True).encode()).hexdigest()[:8]
-    return Path(out) / f"{profile}{suffix}"
+    data = f"-data-{corpus}" if corpus else ""
+    return Path(out) / f"{profile}{suffix}{data}"
 
 
 def run_dir(folder: Path, stage: str, seed: int) -> Path:
@@ -104,7 +107,7 @@ class RunContext:
     def folder(self) -> Path:
         if self.options.folder:
             return Path(self.options.folder)
-        return results_folder(self.options.out, self.profile.name, self.options.overrides)
+        return results_folder(self.options.out, self.profile.name, self.options.overrides, self.options.corpus)
 
 
 def open_context(options: RunOptions, stages: Mapping[str, Stage], fingerprint: str) -> RunContext:
@@ -124,6 +127,13 @@ def stage_configs(profile: Profile, stage: Stage, overrides: Mapping[str, Any], 
     check_block_size(dataset, model_config.block_size)
     check_train_chars(dataset, train_config.train_chars, model_config.block_size)
     return settings, model_config, train_config
+
+
+def check_settings(stages: Mapping[str, Stage], settings: Mapping[str, Any], vocab_size: int) -> None:
+    """A run's settings checked by every stage's config, whichever rung it trains: --set dropout=1.5 is refused
+    on the residual rung as on the dropout rung (ranges, finiteness; types are parse_overrides')."""
+    for config_class in dict.fromkeys(stage.Config for stage in stages.values()):
+        make_configs(config_class, settings, vocab_size)
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,13 @@ def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
         precision = resolve_precision("auto", ctx.device, probe_model, train_config.batch_size)
         precision = ctx.world.from_rank0(precision)  # every rank of a DDP run trains alike
         train_config = dataclasses.replace(train_config, precision=precision)
-    precision = train_config.precision
+    key, parts = run_key(ctx, name, seed, settings)
+    return RunPlan(stage, seed, settings, model_config, train_config, train_config.precision, key,
+                   run_dir(ctx.folder, name, seed), parts)
+
+
+def run_key(ctx: RunContext, name: str, seed: int, settings: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(key, what it covers) of a run: stage, seed, settings, code, the precision asked for, the data."""
     # The key holds the precision asked for: a run made with "auto" is a run of the same experiment whichever
     # precision a machine's probe chose (run.json keeps the one it used); an explicit precision must match.
     asked = settings.get("precision", "auto")
@@ -173,25 +189,74 @@ def plan_run(ctx: RunContext, name: str, seed: int) -> RunPlan:
                                      "n_train": len(ctx.dataset.train)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     data = hashlib.sha256(json.dumps([ctx.dataset.tokenizer.chars, len(ctx.dataset.train)]).encode()).hexdigest()[:16]
-    parts = {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": asked, "data": data}
-    return RunPlan(stage, seed, settings, model_config, train_config, precision, key,
-                   run_dir(ctx.folder, name, seed), parts)
+    return key, {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": asked, "data": data}
 
 
 def reused(ctx: RunContext, plan: RunPlan) -> bool:
-    """True (and says so) when a finished run with the same key is saved and --force was not given."""
-    from common.io import read_json
-    if ctx.options.force or not plan.record_path.exists():
+    """True (and says so) when a finished run with the same key is saved and --force was not given; a finished
+    run with another key is never replaced without --force (replacing_message says why, and the ways on)."""
+    old = saved_record(plan.record_path) if not ctx.options.force else None
+    if old is None:
         return False
-    try:
-        old = read_json(plan.record_path)
-    except (OSError, ValueError):
-        return False
-    if isinstance(old, dict) and old.get("key") == plan.key:
+    if old.get("key") == plan.key:
         print(f"{plan.stage.name:<12} seed {plan.seed}: reusing saved result (val {old['final']['val_loss']:.3f}; "
               f"--force retrains)")
         return True
-    return False
+    if finished(old):
+        raise LadderError(replacing_message(plan.record_path, old, plan.key_parts))
+    return False  # not a finished run's record (damaged): nothing finished is replaced
+
+
+def saved_record(path: Path) -> dict[str, Any] | None:
+    """The record saved at path (a run.json), or None: none there, or not readable as a JSON object."""
+    from common.io import read_json
+    if not path.exists():
+        return None
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def finished(record: Mapping[str, Any] | None) -> bool:
+    """Whether a saved record is a finished run's, as the report reads them."""
+    from common.report import is_run_record
+    return record is not None and is_run_record(record)
+
+
+def record_key_parts(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a saved run's key covered: kept in run.json since issue 24, rebuilt (but for the data) before."""
+    if isinstance(record.get("key_parts"), Mapping):
+        return record["key_parts"]
+    settings = record.get("settings") if isinstance(record.get("settings"), Mapping) else {}
+    return {"settings": settings, "seed": record.get("seed"), "code": record.get("code"),
+            "precision": settings.get("precision", "auto")}
+
+
+def replacing_message(path: Path, record: Mapping[str, Any], parts: Mapping[str, Any], more: int = 0) -> str:
+    """Why a finished run is not replaced, and the two ways on."""
+    others = f" ({more} more finished run{'s differ' if more > 1 else ' differs'} too)" if more else ""
+    return (f"{path.parent} holds a finished run of {record['stage']}, seed {record['seed']}, made with "
+            f"{mismatch(record_key_parts(record), parts)}{others}: replace it with --force, or train into "
+            f"another folder with --out")
+
+
+def check_replacing(runs: list[tuple[RunContext, str, int, Mapping[str, Any]]]) -> None:
+    """Before any training: refuse when a run would replace a finished run of another experiment (no --force).
+
+    runs: (its context, stage, seed, settings) of every run of the command."""
+    clashes = []
+    for run_ctx, name, seed, settings in runs:
+        path = run_dir(run_ctx.folder, name, seed) / "run.json"
+        old = None if run_ctx.options.force else saved_record(path)
+        if finished(old):
+            key, parts = run_key(run_ctx, name, seed, settings)
+            if old.get("key") != key:
+                clashes.append((path, old, parts))
+    if clashes:
+        path, old, parts = clashes[0]
+        raise LadderError(replacing_message(path, old, parts, len(clashes) - 1))
 
 
 def start_model(ctx: RunContext, plan: RunPlan):
@@ -248,7 +313,7 @@ def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
         said.append("other settings: " + ", ".join(settings))
     if saved.get("seed") != wanted["seed"]:
         said.append(f"seed {saved.get('seed')} (now {wanted['seed']})")
-    if saved.get("data") != wanted["data"]:
+    if "data" in saved and saved.get("data") != wanted["data"]:
         said.append("other data (the corpus has changed; pass the original with --data)")
     if saved.get("code") != wanted["code"]:
         said.append("other code (this GPT Ladder has changed since)")
@@ -332,7 +397,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "params": params, "world_size": ctx.world.world_size, "train_seconds": round(state.elapsed, 2),
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
-        "final": final, "best": best, "diverged": result.diverged, "code": ctx.fingerprint,
+        "final": final, "best": best, "diverged": result.diverged, "code": ctx.fingerprint, "key_parts": plan.key_parts,
         "train_chars_used": cfg.train_chars or len(ctx.dataset.train),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

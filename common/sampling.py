@@ -133,7 +133,7 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
 
 
 def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
-    """The profile's other results folders (other --set/--max-iters) holding something to sample of `stage`,
+    """The profile's other results folders (other --set/--max-iters/--data) holding something to sample of `stage`,
     each with the options that select it: `results/smoke-1a2b3c4d (--set max_iters=60)`."""
     from common.io import read_json
     found = []
@@ -150,6 +150,10 @@ def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
             overrides = None
         options = (" ".join(f"--set {k}={v}" for k, v in sorted(overrides.items())) if overrides
                    else "without --set or --max-iters" if overrides == {} else "its options")
+        corpus = other.name.partition("-data-")[2]  # another corpus's folder (common.run.results_folder)
+        if corpus or "-data-" in folder.name:
+            options += (f", --data the corpus whose SHA-256 begins {corpus}" if corpus
+                        else ", on Tiny Shakespeare: without --data")
         found.append(f"{other} ({options})")
     return found
 

@@ -1,7 +1,7 @@
 """Shared fixtures: the corpus, the dataset, and tiny configurations for every stage.
 
-The corpus is found as the project finds it ($GPT_LADDER_DATA, the project's cache, the verified
-download), with ../shared/data/tinyshakespeare.txt beside the checkout (CI's copy) tried before the cache.
+The corpus is found as a user's machine finds it: $GPT_LADDER_DATA, the project's cache
+data/tinyshakespeare.txt, else the verified download into that cache.
 """
 from __future__ import annotations
 
@@ -26,12 +26,9 @@ os.environ.setdefault("GPT_LADDER_CACHE", tempfile.mkdtemp(prefix="gpt-ladder-te
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from common.corpus import DATA_ENV  # noqa: E402
 from common.data import load_dataset  # noqa: E402
 from common.profiles import make_configs  # noqa: E402
 from stages import STAGES  # noqa: E402
-
-DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 VOCAB = 65  # distinct characters of Tiny Shakespeare
 
@@ -55,16 +52,13 @@ def tiny_model(stage: str, seed: int = 0, **overrides):
 
 @pytest.fixture(scope="session")
 def corpus_path() -> Path:
-    """The corpus as the project finds it: $GPT_LADDER_DATA, else ../shared beside the checkout (CI),
-    else the project's own cache data/tinyshakespeare.txt, else the verified download into that cache."""
+    """The corpus as the project finds it: $GPT_LADDER_DATA, else the project's own cache
+    data/tinyshakespeare.txt, else the verified download into that cache."""
     from common.corpus import locate_corpus
     from common.errors import LadderError
 
-    explicit = os.environ.get(DATA_ENV)
     try:
-        if not explicit and DEFAULT_CORPUS.is_file():
-            return DEFAULT_CORPUS
-        return locate_corpus(explicit or None)
+        return locate_corpus()
     except LadderError as exc:
         pytest.fail(f"Tiny Shakespeare corpus not found: {exc}", pytrace=False)
 

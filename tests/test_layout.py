@@ -6,6 +6,7 @@ bench/ cannot keep the core's other floor: it measures the stages, so it imports
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,18 @@ def test_the_core_imports_neither_a_stage_nor_the_command_line(path):
 def test_the_bench_does_not_import_the_command_line(path):
     upward = {m for m in _imported_modules(path) if m == "runner"}
     assert not upward, f"bench/{path.name} imports {sorted(upward)}"
+
+
+def test_only_ci_names_the_folder_beside_the_checkout():
+    """The product finds the corpus as a user's machine does ($GPT_LADDER_DATA, --data, the cache, the verified
+    download): only .ci/run names CI's copy in the folder beside the checkout (issue 24)."""
+    name = "shared"  # spelled out here only as a pattern, so that this file does not name the folder itself
+    beside = re.compile(rf"\.\./{name}\b|parent\s*/\s*[\"']{name}[\"']|{name.upper()}_CORPUS")
+    product = [ROOT / "Makefile", ROOT / "README.md", ROOT / "runner.py", ROOT / "requirements.txt",
+               *sorted((ROOT / "common").glob("*.py")), *sorted((ROOT / "stages").glob("*.py")),
+               *sorted((ROOT / "tests").glob("*.py"))]
+    naming = [_relative(path) for path in product if beside.search(path.read_text(encoding="utf-8"))]
+    assert not naming, f"{', '.join(naming)} name CI's corpus beside the checkout: only .ci/run may (it exports " \
+                       f"GPT_LADDER_DATA)"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "export GPT_LADDER_DATA=" in ci and f"{name}/data/tinyshakespeare.txt" in ci

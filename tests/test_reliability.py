@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.corpus import corpus_id
 from test_bad_input import assert_one_clear_line, run_main
 from test_bad_input import snapshot as _snapshot
 
@@ -54,15 +55,18 @@ def _checkpoint(out: Path) -> Path:
     return next(out.glob("smoke-*/runs/residual/seed0/checkpoint.pt"))
 
 
-def test_resume_after_the_corpus_changed_is_refused_and_the_checkpoint_kept(interrupted_copy, corpus_path, tmp_path):
+def test_resume_on_another_corpus_trains_in_its_own_folder_and_keeps_the_checkpoint(interrupted_copy, corpus_path,
+                                                                                    tmp_path):
     longer = tmp_path / "longer.txt"
     longer.write_text(corpus_path.read_text(encoding="utf-8") + "One more line.\n", encoding="utf-8")
-    before = snapshot(interrupted_copy)
+    before, folder = snapshot(interrupted_copy), _checkpoint(interrupted_copy).parts[-5]
     code, out, err = run_main(*SMOKE, "--stage", "residual", "--max-iters", "300", "--resume", "--data", str(longer),
                               "--out", str(interrupted_copy))
-    assert_one_clear_line(code, err, "holds an interrupted run (step 20) made with other data")
-    assert "--force" in err and "--data" in err
-    assert snapshot(interrupted_copy) == before
+    assert code == 0, err
+    assert "resuming" not in out  # another corpus is another experiment: a folder of its own (issue 24)
+    after = snapshot(interrupted_copy)
+    assert {k: after.get(k) for k in before} == before
+    assert {Path(k).parts[0] for k in after.keys() - before.keys()} == {f"{folder}-data-{corpus_id(str(longer))}"}
 
 
 def test_resume_with_another_seeds_checkpoint_is_refused(interrupted_copy, corpus_path):
