@@ -7,6 +7,7 @@
     python runner.py --sample --stage residual --prompt "ROMEO:"   # also --num-samples, --sample-seed
     python runner.py --show dropout        # the assembled model, and the stage file of each piece
     python runner.py --chart               # redraw table and chart from saved results
+    python runner.py --attention multi_head --prompt "ROMEO:"   # what its heads attend to
     python runner.py --study dropout       # a regime study (--study all: every one; make studies)
     python runner.py --sweep learning_rate=1e-3,1e-2 --stage layernorm    # any rung against its predecessor
 
