@@ -240,14 +240,15 @@ def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: 
                    f"{', '.join(names)} with seeds {seeds}")
 
 
-def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, report, what: str, folder=None) -> int:
+def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, report, what: str, folder=None,
+            desc: str = "ladder") -> int:
     """Train the runs of a command (common.jobs.train_command); 0, or the stop's exit status and how to resume."""
     from common.jobs import train_command
     from common.run import RunOptions
     options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
                          progress=not args.no_progress)
     finished, folder, is_main = train_command(options, profile, stages, make_tasks, report, what, stop,
-                                              args.jobs, folder)
+                                              args.jobs, folder, desc)
     if finished:
         return 0
     if is_main:
@@ -278,7 +279,7 @@ def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, n
                 f"{', '.join(map(str, study.values))}, seeds {list(study.seeds)}")
         code = trained(args, argv, stop, profile, overrides, stages,
                        lambda options, study=study, folder=folder: study_tasks(study, folder, options), report,
-                       what, folder)
+                       what, folder, f"study {study.name}")
         if code:
             return code
     return 0

@@ -85,9 +85,21 @@ def train_all(ctx: RunContext, tasks: list[tuple], stop: Stop, jobs: int = 1, de
     return True
 
 
-def task_cost(ctx: RunContext, task: tuple) -> int:
-    run_ctx, stage, _ = task_run(ctx, task)
-    return run_cost(run_ctx, stage)
+def task_costs(ctx: RunContext, tasks: list[tuple]) -> dict[tuple[str, int, str], tuple[int, int]]:
+    """(work, steps) of every task by task_key, each distinct (stage, settings) measured once: counting the
+    work builds a model, and a study's seeds and a ladder's share them."""
+    import json
+    measured: dict[str, tuple[int, int]] = {}
+    out = {}
+    for task in tasks:
+        run_ctx, stage, _ = task_run(ctx, task)
+        what = json.dumps([stage, dict(run_ctx.options.overrides)], sort_keys=True, default=str)
+        if what not in measured:
+            steps = stage_configs(run_ctx.profile, run_ctx.stages[stage], run_ctx.options.overrides,
+                                  run_ctx.dataset)[2].max_iters
+            measured[what] = (run_cost(run_ctx, stage), steps)
+        out[task_key(ctx, task)] = measured[what]
+    return out
 
 
 def run_cost(ctx: RunContext, stage: str) -> int:
@@ -104,16 +116,12 @@ class LadderProgress:
     rate of the work trained by this command, between evaluations (so a resumed run's earlier steps,
     or a reused run, do not make the rest look faster than it is)."""
 
-    def __init__(self, ctx: RunContext, tasks: list[tuple], desc: str, clock=time.monotonic):
+    def __init__(self, ctx: RunContext, tasks: list[tuple], desc: str, clock=time.monotonic, costs=None):
         from tqdm import tqdm
         self.folder = str(ctx.folder)
-        self.cost, self.steps = {}, {}
-        for task in tasks:
-            run_ctx, stage, _ = task_run(ctx, task)
-            key = task_key(ctx, task)
-            self.cost[key] = run_cost(run_ctx, stage)
-            self.steps[key] = stage_configs(run_ctx.profile, run_ctx.stages[stage], run_ctx.options.overrides,
-                                            run_ctx.dataset)[2].max_iters
+        costs = costs or task_costs(ctx, tasks)  # {task_key: (work, steps)}
+        self.cost = {key: work for key, (work, _) in costs.items()}
+        self.steps = {key: steps for key, (_, steps) in costs.items()}
         self.done: dict[tuple[str, int, str], float] = {}  # work done per run, trained now or before
         self.trained = 0.0  # work trained by this command, measured between a run's evaluations
         self.total = sum(self.cost.values()) or 1
@@ -223,13 +231,14 @@ def train_parallel(ctx: RunContext, tasks: list[tuple], stop: Stop, jobs: int, d
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    tasks = sorted(tasks, key=lambda task: task_cost(ctx, task), reverse=True)
+    costs = task_costs(ctx, tasks)
+    tasks = sorted(tasks, key=lambda task: costs[task_key(ctx, task)][0], reverse=True)
     context = mp.get_context("spawn")
     cancel, progress = context.Event(), context.Queue()  # workers send (stage, seed, step, val) per evaluation
     pool, futures = _start_pool(ctx, tasks, jobs, cancel, progress)
     ok, pending = True, set(futures)
     task_of = dict(zip(futures, tasks))
-    bar = LadderProgress(ctx, tasks, f"{desc} ({jobs} at a time)")
+    bar = LadderProgress(ctx, tasks, f"{desc} ({jobs} at a time)", costs=costs)
     try:
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -373,12 +382,13 @@ def check_runs(ctx: RunContext, tasks: list[tuple], device=None):
 
 
 def train_command(options: RunOptions, profile, stages, make_tasks, report, what: str, stop: Stop,
-                  jobs: int | None = None, folder: Path | None = None) -> tuple[bool, Path, bool]:
+                  jobs: int | None = None, folder: Path | None = None, desc: str = "ladder") -> tuple[bool, Path, bool]:
     """The runs of one command: check every run's configuration and the device before any training, then
     train them under the folder's lock and write the report; (finished, folder, is this the main rank).
 
     make_tasks(options) gives the runs: (stage, seed) under `options`, or (stage, seed, options) with their
-    own; `folder` (default: the profile's results folder) is the one locked; report(ctx) writes the result."""
+    own; `folder` (default: the profile's results folder) is the one locked; report(ctx) writes the result;
+    `what` is said once at the start, `desc` names the progress bar."""
     from contextlib import nullcontext
 
     from common.corpus import corpus_id
@@ -405,7 +415,7 @@ def train_command(options: RunOptions, profile, stages, make_tasks, report, what
             jobs = min(1 if world.active else jobs or default_jobs(device), len(tasks))
             print(f"training {what} on {device_name(device)}{f', {jobs} runs at a time' if jobs > 1 else ''}"
                   f"{f', {world.world_size} processes (DDP)' if world.active else ''} -> {folder}", flush=True)
-            finished = train_all(ctx, tasks, stop, jobs=jobs, desc=what.split(":")[0].split(" with ")[0][:40])
+            finished = train_all(ctx, tasks, stop, jobs=jobs, desc=desc)
             if finished and world.is_main:
                 report(ctx)
         finish(world)  # every rank done (rank 0 has written) before any leaves the process group

@@ -98,11 +98,19 @@ def _per_stage(runs: list[Mapping[str, Any]]) -> pd.DataFrame:
                          for r in runs])
 
 
+def summarise(val_losses: pd.Series, diverged: int) -> dict[str, Any]:
+    """A rung's (or a study side's) final validation losses as compare() reads them: seeds, mean, sample
+    standard deviation, diverged seeds. A seed that ended at NaN leaves no mean and no spread."""
+    n = len(val_losses)
+    return {"seeds": n, "diverged": int(diverged),
+            "val_loss_mean": val_losses.mean(skipna=False) if n else float("nan"),
+            "val_loss_std": val_losses.std(ddof=1, skipna=False) if n > 1 else float("nan")}
+
+
 def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, Any]:
-    n = len(group)
-    mean = group.val_loss.mean(skipna=False)  # a seed that ended at NaN (diverged) leaves no mean
-    return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), "seeds": n,
-            "diverged": int(group.diverged.sum()), "val_loss_mean": mean, "val_loss_std": group.val_loss.std(ddof=1, skipna=False) if n > 1 else float("nan"),
+    summary = summarise(group.val_loss, group.diverged.sum())
+    mean = summary["val_loss_mean"]
+    return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), **summary,
             "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
             "verdict": "", "train_loss_mean": group.train_loss.mean(), "gap": mean - group.train_loss.mean(),
             "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),
@@ -162,7 +170,7 @@ def ladder_table(runs: Iterable[Mapping[str, Any]], stage_order: list[str],
     return table
 
 
-def _cell(value: Any, column: str) -> str:
+def format_cell(value: Any, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if column in ("delta", "ci_low", "ci_high"):
@@ -182,5 +190,5 @@ def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of the ladder (numbers to 3 decimals)."""
     header = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("---:" if table[c].dtype.kind in "if" else "---" for c in table.columns) + "|"
-    body = ["| " + " | ".join(_cell(row[c], c) for c in table.columns) + " |" for _, row in table.iterrows()]
+    body = ["| " + " | ".join(format_cell(row[c], c) for c in table.columns) + " |" for _, row in table.iterrows()]
     return "\n".join([header, rule, *body]) + "\n"

@@ -179,15 +179,12 @@ def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
 
 
 def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """One side of a point as the ladder's compare() reads a rung: mean, sd, seeds, diverged seeds."""
+    """One side of a point as the ladder's compare() reads a rung (common.ladder.summarise)."""
     import pandas as pd
 
-    from common.ladder import run_diverged
-    losses = pd.Series([r["final"]["val_loss"] for r in runs], dtype=float)
-    n = len(losses)
-    return {"seeds": n, "val_loss_mean": losses.mean(skipna=False) if n else float("nan"),
-            "val_loss_std": losses.std(ddof=1, skipna=False) if n > 1 else float("nan"),
-            "diverged": sum(run_diverged(r) for r in runs)}
+    from common.ladder import run_diverged, summarise
+    return summarise(pd.Series([r["final"]["val_loss"] for r in runs], dtype=float),
+                     sum(run_diverged(r) for r in runs))
 
 
 def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any]:
@@ -208,16 +205,21 @@ def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any
                                                                         "verdict")}}
 
 
-def study_table(folder: Path, study: Study) -> pd.DataFrame:
-    """The study's table from the runs saved under `folder` (its study folder), one row per value."""
-    import pandas as pd
-
+def study_runs(folder: Path, study: Study) -> list[tuple[Any, list, list]]:
+    """The saved runs of a study folder: (value, baseline runs, rung runs) per value, in the study's order."""
     from common.report import load_runs
-    rows = []
+    points = []
     for value in study.values:
         base_folder, rung_folder = point_folders(folder, study, value)
-        base = [r for r in load_runs(base_folder, [study.baseline])]
-        rung = [r for r in load_runs(rung_folder, [study.rung])]
+        points.append((value, load_runs(base_folder, [study.baseline]), load_runs(rung_folder, [study.rung])))
+    return points
+
+
+def study_table(study: Study, points: list[tuple[Any, list, list]]) -> pd.DataFrame:
+    """The study's table, one row per value, from its runs (study_runs)."""
+    import pandas as pd
+    rows = []
+    for value, base, rung in points:
         row = study_row(value, base, rung)
         row["label"] = value_text(value, row["train_chars_used"] if study.setting == "train_chars" else None)
         rows.append(row)
@@ -249,11 +251,11 @@ def value_text(value: Any, used: Any = None) -> str:
 def _md_cell(row: Mapping[str, Any], column: str, setting: str) -> str:
     import pandas as pd
 
-    from common.ladder import _cell
+    from common.ladder import format_cell
     value = row[column]
     if column.endswith("_mean") or column.endswith("_std"):
         return "" if pd.isna(value) else (f"{value:.3f}" if abs(value) < 1e4 else f"{value:.3g}")
-    return _cell(value, "seeds" if column.endswith(("_seeds", "_diverged")) else column)
+    return format_cell(value, "seeds" if column.endswith(("_seeds", "_diverged")) else column)
 
 
 def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
@@ -290,12 +292,12 @@ def write_study_report(folder: Path, study: Study, profile, overrides: Mapping[s
     """study.csv, study.md and study.png of a study folder, from its saved runs; returns the table."""
     from common.chart import draw_study
     from common.io import write_text
-    from common.report import load_runs
-    table = study_table(folder, study)
-    if not table.baseline_seeds.any() and not table.rung_seeds.any():
+    points = study_runs(folder, study)
+    runs = [r for _, base, rung in points for r in base + rung]
+    if not runs:
         raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
                           f"(python runner.py --study {study.name} --profile {profile.name})")
-    runs = [r for path in sorted((folder / "points").glob("*")) for r in load_runs(path, [study.rung, study.baseline])]
+    table = study_table(study, points)
     note = study_note(profile, overrides or {}, runs)
     write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
     write_text(folder / "study.md", study_markdown(table, study, note))
