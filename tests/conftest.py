@@ -50,6 +50,18 @@ def tiny_model(stage: str, seed: int = 0, **overrides):
     return STAGES[stage].Model(config)
 
 
+def smoke_context(out, corpus_path, dataset=None, overrides=None, **options):
+    """What the runner hands a run: the smoke profile on the CPU, results under `out`; other RunOptions
+    fields (resume, force, ...) as keywords, and a loaded `dataset` to save reading the corpus again."""
+    from common.profiles import get_profile
+    from common.run import RunContext, RunOptions, Stage, code_fingerprint
+    run_options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", progress=False,
+                             **options)
+    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
+    return RunContext(run_options, get_profile("smoke"), stages, dataset or load_dataset(corpus_path),
+                      torch.device("cpu"), code_fingerprint())
+
+
 @pytest.fixture(scope="session")
 def corpus_path() -> Path:
     """The corpus as the project finds it: $GPT_LADDER_DATA, else the project's own cache

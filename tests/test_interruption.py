@@ -26,11 +26,12 @@ from torch import nn
 import runner
 from common.checkpoint import load_checkpoint
 from common.config import TrainConfig
-from common.data import load_dataset, make_dataset
+from common.data import make_dataset
 from common.io import atomic_path, is_temporary, write_json, write_text
 from common.jobs import FolderLock, Stop
-from common.run import RunContext, RunOptions, Stage, code_fingerprint, run_dir, train_run
+from common.run import RunContext, run_dir, train_run
 from common.train import train
+from conftest import smoke_context
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -260,14 +261,7 @@ def test_kill_9_at_any_moment_never_leaves_a_broken_file(tmp_path, corpus_path):
 
 def make_context(out: Path, corpus_path: Path, *, resume: bool = False, overrides=None) -> RunContext:
     """What the runner hands a run: the smoke profile on the CPU, results under `out`."""
-    from common.profiles import get_profile
-    from stages import STAGES
-
-    options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", resume=resume,
-                         progress=False)
-    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    return RunContext(options, get_profile("smoke"), stages, load_dataset(corpus_path), torch.device("cpu"),
-                      code_fingerprint())
+    return smoke_context(out, corpus_path, overrides=overrides, resume=resume)
 
 
 class _StopAfter:

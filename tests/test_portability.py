@@ -8,21 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 import common.precision as precision_mod
 from common.io import write_json
-from common.run import RunContext, RunOptions, Stage, code_fingerprint, plan_run, reused
+from common.run import plan_run, reused
+from conftest import smoke_context
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _context(out: Path, corpus_path: Path, dataset, overrides=None) -> RunContext:
-    from common.profiles import get_profile
-    from stages import STAGES
-    options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", progress=False)
-    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    return RunContext(options, get_profile("smoke"), stages, dataset, torch.device("cpu"), code_fingerprint())
+def _context(out: Path, corpus_path: Path, dataset, overrides=None):
+    return smoke_context(out, corpus_path, dataset, overrides)
 
 
 def _saved(plan) -> None:

@@ -28,16 +28,11 @@ SMOKE = ["--profile", "smoke", "--seeds", "0", "--no-progress"]
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, corpus_path) -> Path:
     """A results folder holding an interrupted residual run (smoke, seed 0, stopped at step 20 of 300)."""
-    from common.profiles import get_profile
-    from common.data import load_dataset
-    from common.run import RunContext, RunOptions, Stage, code_fingerprint, train_run
-    from stages import STAGES
+    from common.run import train_run
+    from conftest import smoke_context
 
     out = tmp_path_factory.mktemp("interrupted")
-    options = RunOptions("smoke", {"max_iters": 300}, str(out), str(corpus_path), "cpu", progress=False)
-    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    ctx = RunContext(options, get_profile("smoke"), stages, load_dataset(corpus_path), torch.device("cpu"),
-                     code_fingerprint())
+    ctx = smoke_context(out, corpus_path, overrides={"max_iters": 300})
     calls = iter(range(10_000))
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         assert train_run(ctx, "residual", 0, lambda: next(calls) >= 19) is False

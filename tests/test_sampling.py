@@ -111,15 +111,10 @@ def test_help_imports_no_torch():
 
 
 def test_progress_counts_work_and_reused_runs_at_once(corpus_path):
-    from common.data import load_dataset
     from common.jobs import LadderProgress, run_cost
-    from common.profiles import get_profile
-    from common.run import RunContext, RunOptions, Stage, code_fingerprint
-    from stages import STAGES
+    from conftest import smoke_context
 
-    stages = {n: Stage.from_module(n, m) for n, m in STAGES.items()}
-    ctx = RunContext(RunOptions("smoke", {}, "unused", str(corpus_path), progress=False), get_profile("smoke"),
-                     stages, load_dataset(corpus_path), torch.device("cpu"), code_fingerprint())
+    ctx = smoke_context("unused", corpus_path)
     tasks = [("bigram", 0), ("scaled", 0)]
     progress = LadderProgress(ctx, tasks, "test")
     share = run_cost(ctx, "scaled") / (run_cost(ctx, "scaled") + run_cost(ctx, "bigram"))
@@ -131,15 +126,10 @@ def test_progress_counts_work_and_reused_runs_at_once(corpus_path):
 
 
 def test_time_left_is_the_pace_of_trained_work_not_of_reused_runs(corpus_path):
-    from common.data import load_dataset
     from common.jobs import LadderProgress
-    from common.profiles import get_profile
-    from common.run import RunContext, RunOptions, Stage, code_fingerprint
-    from stages import STAGES
+    from conftest import smoke_context
 
-    stages = {n: Stage.from_module(n, m) for n, m in STAGES.items()}
-    ctx = RunContext(RunOptions("smoke", {}, "unused", str(corpus_path), progress=False), get_profile("smoke"),
-                     stages, load_dataset(corpus_path), torch.device("cpu"), code_fingerprint())
+    ctx = smoke_context("unused", corpus_path)
     now = [0.0]
     progress = LadderProgress(ctx, [("scaled", 0), ("scaled", 1), ("scaled", 2)], "test", clock=lambda: now[0])
     progress.finished("scaled", 0)  # reused at once: a third done, but no pace yet
