@@ -53,7 +53,8 @@ def test_a_log_file_gets_plain_lines_without_carriage_returns(tmp_path, corpus_p
         code = subprocess.run([sys.executable, str(ROOT / "runner.py"), "--profile", "smoke", "--stage", "bigram",
                                "averaging", "--seeds", "0", "--data", str(corpus_path), "--out", str(tmp_path)],
                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300).returncode
-    text = log.read_text()
+    raw = log.read_bytes()  # bytes: reading text would turn every carriage return into a newline
+    text = raw.decode()
     assert code == 0, text
-    assert "\r" not in text and "\x1b[" not in text  # no bar redraws, no cursor movement
+    assert b"\r" not in raw and b"\x1b[" not in raw  # no bar redraws, no cursor movement
     assert "bigram       seed 0: val" in text and "averaging    seed 0: val" in text  # one line per run
