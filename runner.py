@@ -50,14 +50,17 @@ def _seed(text: str) -> int:
 
 
 def build_parser(stage_names: list[str], profile_names: list[str],
-                 study_names: list[str] | None = None) -> argparse.ArgumentParser:
+                 study_names: list[str] | None = None, ladder_names: list[str] | None = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
         epilog="The verdict rule and the profiles are described in README.md.")
     what = p.add_argument_group("what to do (default: train)")
     what.add_argument("--stage", nargs="+", choices=stage_names, metavar="STAGE",
                       help=f"stage(s) to train or sample, in any order; one of: {', '.join(stage_names)}")
-    what.add_argument("--all", action="store_true", help="train the whole ladder in order (the default when no --stage)")
+    what.add_argument("--ladder", nargs="+", choices=ladder_names or ["lecture", "modern"], metavar="LADDER",
+                      help=f"train one ladder's rungs: {', '.join(ladder_names or ['lecture', 'modern'])} "
+                           "(default: both, when no --stage)")
+    what.add_argument("--all", action="store_true", help="train both ladders in order (the default when no --stage)")
     what.add_argument("--list", action="store_true", help="list the stages: name, what it adds, parameters under the profile")
     what.add_argument("--show", choices=stage_names, metavar="STAGE",
                       help="print a stage's assembled model as a tree: modules, the stage file defining each, shapes")
@@ -153,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str], stop: Stop) -> int:
     from common.profiles import PROFILES
     from common.studies import STUDIES
-    from stages import STAGE_NAMES
+    from stages import ALL_STAGE_NAMES, LADDERS
 
-    parser = build_parser(STAGE_NAMES, list(PROFILES), list(STUDIES))
+    parser = build_parser(ALL_STAGE_NAMES, list(PROFILES), list(STUDIES), list(LADDERS))
     args = parser.parse_args(argv)
     import torch
 
@@ -178,15 +181,14 @@ def _main(argv: list[str], stop: Stop) -> int:
         if args.max_iters <= 0:
             raise LadderError(f"--max-iters must be positive, got {args.max_iters}")
         overrides["max_iters"] = args.max_iters
-    seeds = list(args.seeds) if args.seeds else list(profile.seeds)
-    if not seeds or any(s < 0 for s in seeds):
-        raise LadderError(f"--seeds needs one or more non-negative integers, got {' '.join(map(str, seeds)) or 'none'}")
-    seeds = list(dict.fromkeys(seeds))
+    seeds = list(dict.fromkeys(args.seeds)) if args.seeds else list(profile.seeds)
     if not args.out.strip():
         raise LadderError("--out must name a folder, got an empty string")
     if args.jobs is not None and args.jobs < 1:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
-    names = [n for n in STAGE_NAMES if n in (args.stage or STAGE_NAMES)] if not args.all else STAGE_NAMES
+    if args.ladder and (args.stage or args.all):
+        raise LadderError("--ladder trains a whole ladder: leave out --stage and --all")
+    ladders = {name: LADDERS[name] for name in (args.ladder or LADDERS)}
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))  # another corpus: its own
 
@@ -225,19 +227,35 @@ def _main(argv: list[str], stop: Stop) -> int:
         with FolderLock(folder):
             write_report(folder, profile, stages, overrides)
         return 0
-    return train(args, argv, stop, profile, overrides, stages, names, seeds)
+    tasks = training_tasks(ladders, None if args.all else args.stage, seeds if args.seeds else None, profile)
+    return train(args, argv, stop, profile, overrides, stages, tasks)
 
 
-def train(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str], seeds: list[int]) -> int:
-    """Train the ladder's (stage, seed) runs into the profile's folder, then write its report."""
+def training_tasks(ladders: dict[str, list[str]], chosen: list[str] | None, seeds: list[int] | None,
+                   profile) -> list[tuple[str, int]]:
+    """The (stage, seed) runs of a command: the chosen stages (in ladder order), else every rung of the ladders,
+    each with --seeds or its ladder's seeds (a rung in two ladders: both ladders' seeds)."""
+    from stages import ALL_STAGE_NAMES
+    wanted: dict[str, list[int]] = {}
+    for ladder, rungs in ladders.items():
+        for stage in rungs:
+            wanted.setdefault(stage, []).extend(profile.seeds_for(ladder))
+    names = [n for n in ALL_STAGE_NAMES if n in chosen] if chosen else list(wanted)
+    return [(stage, seed) for stage in names
+            for seed in (seeds or sorted(set(wanted.get(stage) or profile.seeds)))]
+
+
+def train(args, argv: list[str], stop: Stop, profile, overrides, stages, tasks: list[tuple[str, int]]) -> int:
+    """Train the (stage, seed) runs into the profile's folder, then write its report."""
     from common.report import write_report
+    from stages import LADDERS
 
     def report(ctx) -> None:
-        write_report(ctx.folder, profile, stages, overrides)
+        write_report(ctx.folder, profile, {n: stages[n] for n in LADDERS["lecture"]}, overrides)
 
-    tasks = [(stage, seed) for stage in names for seed in seeds]
-    return trained(args, argv, stop, profile, overrides, stages, lambda options: tasks, report,
-                   f"{', '.join(names)} with seeds {seeds}")
+    names = list(dict.fromkeys(stage for stage, _ in tasks))
+    what = "; ".join(f"{stage} seeds {[s for n, s in tasks if n == stage]}" for stage in names)
+    return trained(args, argv, stop, profile, overrides, stages, lambda options: tasks, report, what)
 
 
 def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, report, what: str, folder=None,

@@ -90,10 +90,17 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; on CUDA and CPU its fused kernel (one pass over all parameters, not several per tensor)."""
+    """The model's own optimizer when its recipe has one (`model.make_optimizer(cfg, adamw)`, e.g. Muon for
+    some parameters and this AdamW for the rest), else AdamW for every parameter; AdamW on CUDA and CPU
+    with its fused kernel (one pass over all parameters, not several per tensor)."""
     device_type = next(model.parameters()).device.type
-    return torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                             fused=True if device_type in ("cuda", "cpu") else None)
+
+    def adamw(params) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                 fused=True if device_type in ("cuda", "cpu") else None)
+
+    own = getattr(model, "make_optimizer", None)
+    return own(cfg, adamw) if own is not None else adamw(model.parameters())
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, cfg: TrainConfig,
