@@ -68,8 +68,8 @@ def test_only_ci_names_the_folder_beside_the_checkout():
     download): only .ci/run names CI's copy in the folder beside the checkout (issue 24)."""
     name = "shared"  # spelled out here only as a pattern, so that this file does not name the folder itself
     beside = re.compile(rf"\.\./{name}\b|parent\s*/\s*[\"']{name}[\"']|{name.upper()}_CORPUS")
-    product = [ROOT / "Makefile", ROOT / "README.md", ROOT / "runner.py", ROOT / "requirements.txt",
-               *sorted((ROOT / "common").glob("*.py")), *sorted((ROOT / "stages").glob("*.py")),
+    product = [ROOT / "Makefile", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "runner.py",
+               ROOT / "requirements.txt", *sorted((ROOT / "common").glob("*.py")), *sorted((ROOT / "stages").glob("*.py")),
                *sorted((ROOT / "tests").glob("*.py"))]
     naming = [_relative(path) for path in product if beside.search(path.read_text(encoding="utf-8"))]
     assert not naming, f"{', '.join(naming)} name CI's corpus beside the checkout: only .ci/run may (it exports " \
