@@ -2,6 +2,7 @@
 training step is common.train.train's, the FLOP estimate, the report, and `bench.py --quick` end to end."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -161,6 +162,21 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
     # every row has as many cells as the header
     table = [line for line in lines if line.startswith("|")]
     assert len({line.count("|") for line in table}) == 1
+
+
+GOLDEN = REPO_ROOT / "tests" / "golden" / "bench_report"
+REPORT_CASES = json.loads((GOLDEN / "cases.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", sorted(REPORT_CASES))
+def test_report_is_the_golden_text(case):
+    """The report, from fixed measurements (tests/golden/bench_report/cases.json: a CPU run as `make bench`
+    prints it, one with --ttq-continue and --full-run, a CUDA run, --quick with failures, a bare run and an
+    empty one), is exactly the text committed beside them. The golden text was written by the report code
+    before bench/ was split into modules, so the split (and any later change) cannot alter what it reports
+    unnoticed; a deliberate change to the report rewrites the golden file in the same commit."""
+    expected = (GOLDEN / f"{case}.md").read_text(encoding="utf-8")
+    assert bench.build_report(**REPORT_CASES[case]) == expected
 
 
 def test_quick_benchmark_runs_end_to_end(corpus_path, tmp_path):
