@@ -1,1 +1,2 @@
-"""The benchmark (bench.py) and the lecture's plain gpt.py it compares against (reference.py)."""
+"""The benchmark (bench.py, the command line, over plan, tasks, measure, machine, report and goals) and the
+models it compares against: the lecture's plain gpt.py (reference.py) and a nanoGPT-shaped one (nanogpt_shaped.py)."""

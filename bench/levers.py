@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import stages.dropout as dropout_stage  # noqa: E402
 import stages.multi_head as multi_head  # noqa: E402
-from bench.bench import NANOGPT_RECIPE as RECIPE  # noqa: E402
-from bench.bench import build_model  # noqa: E402
+from bench.measure import build_model  # noqa: E402
+from bench.plan import NANOGPT_RECIPE as RECIPE  # noqa: E402
 from common.data import get_batch, load_dataset  # noqa: E402
 from common.profiles import get_profile, settings_for  # noqa: E402
 

@@ -2,6 +2,7 @@
 training step is common.train.train's, the FLOP estimate, the report, and `bench.py --quick` end to end."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import sys
 import pytest
 import torch
 
-from bench import bench
+from bench.measure import build_model, training_flops_per_token
 from bench.reference import GPTLanguageModel, Head, copy_from_scaled
+from bench.report import build_report
 from conftest import REPO_ROOT, VOCAB
 from stages import STAGE_NAMES, STAGES
 
@@ -89,9 +91,9 @@ def test_train_step_is_the_training_loop(dataset):
     settings = dict(block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0, batch_size=4, learning_rate=3e-3,
                     warmup_iters=2, lr_decay=True, max_iters=6, eval_interval=100, eval_iters=2)
     torch.manual_seed(0)
-    model_a, config, train_config = bench.build_model("scaled", settings, dataset.tokenizer.vocab_size)
+    model_a, config, train_config = build_model("scaled", settings, dataset.tokenizer.vocab_size)
     torch.manual_seed(0)
-    model_b, _, _ = bench.build_model("scaled", settings, dataset.tokenizer.vocab_size)
+    model_b, _, _ = build_model("scaled", settings, dataset.tokenizer.vocab_size)
     train(model_a, dataset, train_config, seed=7, progress=False)
     optimizer = make_optimizer(model_b, train_config)
     generator = torch.Generator().manual_seed(7)
@@ -105,16 +107,16 @@ def test_train_step_is_the_training_loop(dataset):
 def test_flop_estimate():
     config = STAGES["scaled"].Config(**SMALL)
     model = STAGES["scaled"].Model(config)
-    n, per_token = bench.training_flops_per_token(model, config.block_size)
+    n, per_token = training_flops_per_token(model, config.block_size)
     C, L, T, V = config.n_embd, config.n_layer, config.block_size, config.vocab_size
     # per block: q, k, v (no bias), proj, two feed-forward layers, two LayerNorms; then ln_f and lm_head
     per_block = 3 * C * C + (C * C + C) + (C * 4 * C + 4 * C) + (4 * C * C + C) + 4 * C
     assert n == L * per_block + 2 * C + (C * V + V)
     assert per_token == 6 * n + 12 * L * T * C
     # the reference is the same function, so the same estimate
-    assert bench.training_flops_per_token(GPTLanguageModel(config), T) == (n, per_token)
+    assert training_flops_per_token(GPTLanguageModel(config), T) == (n, per_token)
     bigram = STAGES["bigram"].Model(STAGES["bigram"].Config(vocab_size=VOCAB, block_size=8))
-    assert bench.training_flops_per_token(bigram, 8) == (0, 0.0)
+    assert training_flops_per_token(bigram, 8) == (0, 0.0)
 
 
 def _result(ms: float, **extra):
@@ -138,7 +140,7 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
              "result": _result(40.0, precision="bf16", pinned=True)}]
     ttq = {"setting": "nanogpt-recipe", "target": 1.88, "reached": False, "steps_run": 2000, "wall": 50.0,
            "best_val": 1.9, "best_step": 2000, "final_val": 1.9, "eval_interval": 250, "eval_iters": 200}
-    report = bench.build_report(machine, ceiling, rows, ttq)
+    report = build_report(machine, ceiling, rows, ttq)
     lines = report.splitlines()
     assert "| setting" in report and "% of ceiling" in report and "peak MB" in report
     scaled_line = next(line for line in lines if "| scaled" in line)
@@ -153,14 +155,29 @@ def test_report_has_the_table_the_ratio_and_time_to_quality():
     assert "faster than the nanoGPT-shaped model's: 1.20× (not met)" in goals
     assert "5.3% slower (met)" in goals  # auto 20 ms against bf16's 19 ms
     reached = dict(ttq, reached=True, seconds=30.0, step=1500, val_loss=1.87)
-    report = bench.build_report(machine, ceiling, rows, dict(reached, steps_run=1501))
+    report = build_report(machine, ceiling, rows, dict(reached, steps_run=1501))
     assert "**30.0 s**" in report
     # 2,000 nanoGPT-shaped steps x 24 ms = 48 s against 1,500 steps x 20 ms = 30 s
     assert "1,500 × 20.00 ms = 30.0 s against 2,000 × 24.00 ms = 48.0 s, 1.60× (met)" in report
-    assert "final val 1.9000" in bench.build_report(machine, ceiling, rows, reached)  # trained on to the end
+    assert "final val 1.9000" in build_report(machine, ceiling, rows, reached)  # trained on to the end
     # every row has as many cells as the header
     table = [line for line in lines if line.startswith("|")]
     assert len({line.count("|") for line in table}) == 1
+
+
+GOLDEN = REPO_ROOT / "tests" / "golden" / "bench_report"
+REPORT_CASES = json.loads((GOLDEN / "cases.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", sorted(REPORT_CASES))
+def test_report_is_the_golden_text(case):
+    """The report, from fixed measurements (tests/golden/bench_report/cases.json: a CPU run as `make bench`
+    prints it, one with --ttq-continue and --full-run, a CUDA run, --quick with failures, a bare run and an
+    empty one), is exactly the text committed beside them. The golden text was written by the report code
+    before bench/ was split into modules, so the split (and any later change) cannot alter what it reports
+    unnoticed; a deliberate change to the report rewrites the golden file in the same commit."""
+    expected = (GOLDEN / f"{case}.md").read_text(encoding="utf-8")
+    assert build_report(**REPORT_CASES[case]) == expected
 
 
 def test_quick_benchmark_runs_end_to_end(corpus_path, tmp_path):
@@ -196,7 +213,7 @@ def test_the_nanogpt_shaped_reference_is_a_working_gpt_of_the_same_sizes():
     changed = idx.clone()
     changed[:, -1] = (changed[:, -1] + 1) % config.vocab_size
     assert torch.allclose(model(changed)[0][:, :-1], logits[:, :-1], atol=1e-6)  # causal
-    n, per_token = bench.training_flops_per_token(model, config.block_size)
+    n, per_token = training_flops_per_token(model, config.block_size)
     assert per_token == 6 * n + 12 * config.n_layer * config.block_size * config.n_embd  # attention counted
     scaled = STAGES["scaled"].Model(config)
     assert 0.8 < sum(p.numel() for p in model.parameters()) / sum(p.numel() for p in scaled.parameters()) < 1.0
