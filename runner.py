@@ -198,7 +198,10 @@ def _main(argv: list[str], stop: Stop) -> int:
         if args.show:
             show_stage(stages, args.show, profile, overrides, vocab_size)
         else:
-            list_stages(stages, profile, overrides, vocab_size)
+            from stages import MODERN_LADDER, MODERN_LEFT_OUT
+            list_stages(stages, profile, overrides, vocab_size, {
+                "the lecture's ladder": LADDERS["lecture"], "the modern ladder (from the lecture's GPT without dropout)":
+                MODERN_LADDER, f"pieces measured against {MODERN_LADDER[-1]}, left out of the ladder": MODERN_LEFT_OUT})
         return 0
     if args.sample:
         if not args.stage or len(args.stage) != 1:

@@ -21,11 +21,16 @@ def build_model(stage, profile: Profile, overrides: Mapping[str, Any], vocab_siz
     return stage.Model(model_config)
 
 
-def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[str, Any], vocab_size: int) -> None:
+def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[str, Any], vocab_size: int,
+                groups: Mapping[str, list[str]] | None = None) -> None:
+    """Each group of stages (a ladder, say) under its title: number, name, parameters, what it adds."""
     print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {profile.name})")
-    for i, (name, stage) in enumerate(stages.items(), 1):
-        params = sum(p.numel() for p in build_model(stage, profile, overrides, vocab_size).parameters())
-        print(f"{i:>2}  {name:<12} {params:>11,}  {stage.adds}")
+    for title, names in (groups or {"": list(stages)}).items():
+        if title:
+            print(f"    {title}")
+        for i, name in enumerate(names, 1):
+            params = sum(p.numel() for p in build_model(stages[name], profile, overrides, vocab_size).parameters())
+            print(f"{i:>2}  {name:<12} {params:>11,}  {stages[name].adds}")
 
 
 def defined_in(module) -> str:

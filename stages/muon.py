@@ -45,7 +45,11 @@ class Optimizers:
 
     def __init__(self, optimizers: list[torch.optim.Optimizer]):
         self.optimizers = optimizers
-        self.param_groups = [group for opt in optimizers for group in opt.param_groups]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Every optimizer's groups as they are now (load_state_dict, when a run resumes, replaces them)."""
+        return [group for opt in self.optimizers for group in opt.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for opt in self.optimizers:

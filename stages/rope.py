@@ -2,8 +2,8 @@
 
 What it adds: rotary position embeddings (Su et al. 2021, RoFormer; used by GPT-NeoX, PaLM and
 Llama). The learned table of absolute positions added to the token embeddings is gone. Instead,
-in every head, each pair of query (and key) coordinates (2i, 2i+1) at position t is rotated by the
-angle t * theta_i, with theta_i = 10000 ** (-2i / head_size): fast-turning pairs for fine
+in every head, each pair of query (and key) coordinates (i, i + head_size / 2) at position t is
+rotated by the angle t * theta_i, with theta_i = 10000 ** (-2i / head_size): fast-turning pairs for fine
 position, slow ones for coarse. A rotation keeps lengths, and the dot product of a query rotated
 by t_q with a key rotated by t_k depends on the angle t_q - t_k alone, so the attention score of
 two tokens depends on their contents and their *offset*, not on where they stand in the window.
@@ -39,16 +39,21 @@ class Config(GeluConfig):
 
 
 def rotary_angles(block_size: int, head_size: int) -> torch.Tensor:
-    """(block_size, head_size // 2): the angle t * theta_i of position t for coordinate pair i."""
+    """(block_size, head_size): the angle t * theta_i of position t for coordinate pair i, written for both
+    coordinates of the pair (i and i + head_size / 2)."""
     theta = ROPE_BASE ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)  # (hs/2,)
-    return torch.outer(torch.arange(block_size, dtype=torch.float32), theta)  # (block_size, hs/2)
+    angles = torch.outer(torch.arange(block_size, dtype=torch.float32), theta)  # (block_size, hs/2)
+    return torch.cat([angles, angles], dim=-1)  # (block_size, hs)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each coordinate pair (2i, 2i+1) of x (..., T, hs) by the angles whose cos and sin are (T, hs/2)."""
-    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, hs/2) each
-    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # (..., T, hs/2, 2)
-    return rotated.flatten(-2).type_as(x)  # (..., T, hs): the pairs back in place
+    """Rotate each coordinate pair (i, i + hs/2) of x (..., T, hs) by the angles whose cos and sin are (T, hs).
+
+    The pairs are the two halves of the head, side by side (GPT-NeoX's layout): contiguous slices,
+    where RoFormer's neighbouring pairs (2i, 2i+1) cost strided ones; the same rotations."""
+    first, second = x.chunk(2, dim=-1)  # (..., T, hs/2) each
+    turned = torch.cat([-second, first], dim=-1)  # (..., T, hs): each pair turned by a right angle
+    return x * cos.to(x.dtype) + turned * sin.to(x.dtype)  # (..., T, hs)
 
 
 class MultiHeadAttention(ResidualMultiHeadAttention):
@@ -57,7 +62,7 @@ class MultiHeadAttention(ResidualMultiHeadAttention):
     def __init__(self, config: Config):
         super().__init__(config)
         self.rope = config.rope
-        angles = rotary_angles(config.block_size, config.n_embd // config.n_head)  # (block_size, hs/2)
+        angles = rotary_angles(config.block_size, config.n_embd // config.n_head)  # (block_size, hs)
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
