@@ -21,7 +21,7 @@ def mean_interval(std: float, n: int) -> float:
 
 def colour(verdict: str, default: str = OTHER) -> str:
     """The colour of a verdict's family (helped, within noise, hurt), the same in every chart."""
-    from common.ladder import verdict_kind
+    from common.verdicts import verdict_kind
     return COLOURS.get(verdict_kind(verdict), default)
 
 
@@ -158,7 +158,7 @@ def _study_x(table: pd.DataFrame) -> tuple[list[float], bool]:
 
 def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> None:
     """The change from baseline to rung at each value, its 95% band, the zero line, verdict colours."""
-    from common.ladder import NOISE_FLOOR
+    from common.verdicts import NOISE_FLOOR
     judged = table.ci_low.notna()
     xs = [xi for xi, ok in zip(x, judged) if ok]
     ax.fill_between(xs, table.ci_low[judged], table.ci_high[judged], color="#3b6ea8", alpha=0.18, linewidth=0,
@@ -204,23 +204,24 @@ def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, again
     ax.legend(fontsize=8.5)
 
 
-def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: str) -> None:
-    """Left: the change from baseline to rung against the swept value, with its 95% band, the zero line,
-    verdict colours and the crossover shaded. Right: both sides' mean validation loss."""
+def draw_study(table: pd.DataFrame, path: str | os.PathLike, title: str, *, setting: str, rung: str, against: str,
+               crossovers: list[tuple[str, str]]) -> None:
+    """Left: the change from baseline to rung against the swept value (`setting`), with its 95% band, the zero
+    line, verdict colours and the `crossovers` shaded (pairs of labels, common.studies.crossovers). Right: both
+    sides' mean validation loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from common.io import atomic_path
-    from common.studies import crossovers
 
     x, log = _study_x(table)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"width_ratios": [1.25, 1]})
     _study_delta_panel(ax, table, x)
-    _study_means_panel(ax2, table, x, study.rung, study.against)
+    _study_means_panel(ax2, table, x, rung, against)
     position = dict(zip(table.label, x))
-    for a, b in crossovers(table):
+    for a, b in crossovers:
         ax.axvspan(position[a], position[b], color="#e07b00", alpha=0.12, linewidth=0)
         middle = math.sqrt(position[a] * position[b]) if log else (position[a] + position[b]) / 2
         ax.annotate("crossover", (middle, 0.02), xycoords=("data", "axes fraction"), ha="center", fontsize=9,
@@ -231,12 +232,10 @@ def draw_study(table: pd.DataFrame, study, path: str | os.PathLike, subtitle: st
         axis.set_xticks(x)
         axis.set_xticklabels(table.label, rotation=20 if len(x) > 4 else 0)
         axis.minorticks_off()
-        axis.set_xlabel(study.setting)
-    ax.set_title(f"{study.rung} against {study.against}: where it pays", fontsize=10.5)
+        axis.set_xlabel(setting)
+    ax.set_title(f"{rung} against {against}: where it pays", fontsize=10.5)
     ax2.set_title("Both sides", fontsize=10.5)
-    subtitle = subtitle.replace("`", "'")
-    fig.suptitle(f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point",
-                 fontsize=11.5)
+    fig.suptitle(title, fontsize=11.5)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -171,7 +171,7 @@ def study_tasks(study: Study, folder: Path, options) -> list[tuple]:
 
 
 def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
-    from common.ladder import to_markdown
+    from common.markdown import to_markdown
     columns = ["label", "baseline_mean", "rung_mean", "delta", "ci_low", "ci_high", "verdict"]
     print(f"\nstudy {study.name}: {study.rung} against {study.against} over {study.setting}\n"
           f"{to_markdown(table[columns].rename(columns={'label': study.setting}))}")
@@ -179,17 +179,17 @@ def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
 
 
 def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """One side of a point as the ladder's compare() reads a rung (common.ladder.summarise)."""
+    """One side of a point as compare() reads a rung (common.verdicts.summarise)."""
     import pandas as pd
 
-    from common.ladder import run_diverged, summarise
+    from common.verdicts import run_diverged, summarise
     return summarise(pd.Series([r["final"]["val_loss"] for r in runs], dtype=float),
                      sum(run_diverged(r) for r in runs))
 
 
 def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any]:
     """One point of a study: both sides and the change from baseline to rung, by the ladder's rule."""
-    from common.ladder import MISSING, compare
+    from common.verdicts import MISSING, compare
     base, rung = _side(baseline_runs), _side(rung_runs)
     step = {**rung, "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
             "p_value": float("nan"), "verdict": MISSING}
@@ -207,7 +207,7 @@ def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any
 
 def study_runs(folder: Path, study: Study) -> list[tuple[Any, list, list]]:
     """The saved runs of a study folder: (value, baseline runs, rung runs) per value, in the study's order."""
-    from common.report import load_runs
+    from common.results import load_runs
     points = []
     for value in study.values:
         base_folder, rung_folder = point_folders(folder, study, value)
@@ -251,7 +251,7 @@ def value_text(value: Any, used: Any = None) -> str:
 def _md_cell(row: Mapping[str, Any], column: str, setting: str) -> str:
     import pandas as pd
 
-    from common.ladder import format_cell
+    from common.markdown import format_cell
     value = row[column]
     if column.endswith("_mean") or column.endswith("_std"):
         return "" if pd.isna(value) else (f"{value:.3f}" if abs(value) < 1e4 else f"{value:.3g}")
@@ -281,28 +281,17 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
 
 def study_note(profile, overrides: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> str:
     """The fixed settings and the machine, for the table's header and the chart's title."""
-    from common.report import overrides_note
+    from common.profiles import overrides_note
     seconds = sum(r["train_seconds"] for r in runs)
     device = runs[0]["device_name"] if runs else "no runs yet"
     return (f"Profile `{profile.name}`{overrides_note(overrides, ', ')}; every other setting as the profile "
             f"has it. {len(runs)} runs on {device}, {seconds / 60:.1f} min of training in all.")
 
 
-def write_study_report(folder: Path, study: Study, profile, overrides: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """study.csv, study.md and study.png of a study folder, from its saved runs; returns the table."""
-    from common.chart import draw_study
-    from common.io import write_text
-    points = study_runs(folder, study)
-    runs = [r for _, base, rung in points for r in base + rung]
-    if not runs:
-        raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
-                          f"(python runner.py --study {study.name} --profile {profile.name})")
-    table = study_table(study, points)
-    note = study_note(profile, overrides or {}, runs)
-    write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text(folder / "study.md", study_markdown(table, study, note))
-    draw_study(table, study, folder / "study.png", subtitle=note.split(". ")[0])
-    return table
+def study_title(study: Study, note: str) -> str:
+    """The study chart's title: the question, then the profile and overrides (the note's first sentence)."""
+    subtitle = note.split(". ")[0].replace("`", "'")
+    return f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point"
 
 
 def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]:

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 import runner
-from common.ladder import BOTH_DIVERGED, CURED, DIVERGED, ladder_table, welch_interval
+from common.ladder import ladder_table
 from common.studies import STUDIES, crossovers, ladder_pointers, study_row
+from common.verdicts import BOTH_DIVERGED, CURED, DIVERGED, welch_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,7 @@ def test_a_diverged_baseline_is_reported_as_such_not_as_noise():
 
 
 def test_a_run_still_on_its_way_down_is_not_diverged():
-    from common.ladder import run_diverged
+    from common.verdicts import run_diverged
     assert not run_diverged(record("bigram", 0, 4.18))  # above ln 65, but its best: still learning
     assert run_diverged(record("bigram", 0, 4.18, best=3.0))  # worse than the uniform guess and than its best
     assert run_diverged(record("bigram", 0, float("inf")))
