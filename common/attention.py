@@ -235,17 +235,15 @@ def _label(ch: str) -> str:
     return LABELS.get(ch, ch)
 
 
-def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) -> None:
+def maps_figure(layers: list[torch.Tensor], chars: str, title: str):
     """One panel per head, one row per layer: the weights (heads, T, T) of each layer over the characters,
     query down, key across, on one colour scale from 0 to 1. The characters label the outer panels only: every
     panel of a row reads the same queries, every panel of a column the same keys (and ticks are what take
-    matplotlib the time)."""
+    matplotlib the time). Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from common.io import atomic_path
 
     T, rows, cols = len(chars), len(layers), max(w.shape[0] for w in layers)
     side = min(max(0.13 * T + 0.4, 3.0), 6.0)  # inches per panel
@@ -276,6 +274,15 @@ def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) ->
                         bar_height / height))  # beside the panels, centred
     fig.colorbar(image, cax=bar, label="attention weight (each row sums to 1)")
     fig.suptitle(title, fontsize=10, y=1 - 0.15 / height, va="top")
+    return fig
+
+
+def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) -> None:
+    """maps_figure, saved as a PNG at `path`."""
+    import matplotlib.pyplot as plt
+
+    from common.io import atomic_path
+    fig = maps_figure(layers, chars, title)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

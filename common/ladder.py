@@ -29,9 +29,10 @@ def _per_stage(runs: list[Mapping[str, Any]]) -> pd.DataFrame:
 def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, Any]:
     summary = summarise(group.val_loss, group.diverged.sum())
     mean = summary["val_loss_mean"]
+    train = float("nan") if summary["diverged"] else group.train_loss.mean()  # a diverged rung has no mean
     return {"stage": stage, "adds": info["adds"], "params": int(group.params.iloc[0]), **summary,
             "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
-            "verdict": "", "train_loss_mean": group.train_loss.mean(), "gap": mean - group.train_loss.mean(),
+            "verdict": "", "train_loss_mean": train, "gap": mean - train,
             "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),
             "train_seconds": group.train_seconds.mean()}
 

@@ -66,7 +66,8 @@ def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping
     the table."""
     from common.chart import draw_study
     from common.io import write_text
-    from common.studies import crossovers, study_markdown, study_note, study_runs, study_table, study_title
+    from common.studies import (crossovers, divergence_note, study_markdown, study_note, study_runs, study_table,
+                                study_title)
 
     points = study_runs(folder, study)
     runs = [r for _, base, rung in points for r in base + rung]
@@ -76,7 +77,7 @@ def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping
     table = study_table(study, points)
     note = study_note(profile, overrides or {}, runs)
     write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text(folder / "study.md", study_markdown(table, study, note))
+    write_text(folder / "study.md", study_markdown(table, study, note, divergence_note(study, points)))
     draw_study(table, folder / "study.png", study_title(study, note), setting=study.setting, rung=study.rung,
                against=study.against, crossovers=crossovers(table))
     return table

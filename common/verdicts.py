@@ -88,11 +88,14 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 def summarise(val_losses: pd.Series, diverged: int) -> dict[str, Any]:
     """A rung's (or a study side's) final validation losses as compare() reads them: seeds, mean, sample
-    standard deviation, diverged seeds. A seed that ended at NaN leaves no mean and no spread."""
+    standard deviation, diverged seeds. A side with a diverged seed has no mean and no spread (a mean of
+    4.1e7 says only that something blew up, and one over the seeds that did not diverge would hide it), nor
+    has one where a seed ended at NaN."""
     n = len(val_losses)
+    has_mean = n and not diverged
     return {"seeds": n, "diverged": int(diverged),
-            "val_loss_mean": val_losses.mean(skipna=False) if n else float("nan"),
-            "val_loss_std": val_losses.std(ddof=1, skipna=False) if n > 1 else float("nan")}
+            "val_loss_mean": val_losses.mean(skipna=False) if has_mean else float("nan"),
+            "val_loss_std": val_losses.std(ddof=1, skipna=False) if has_mean and n > 1 else float("nan")}
 
 
 def compare(row: dict[str, Any], previous: dict[str, Any]) -> None:
