@@ -223,7 +223,8 @@ def _main(argv: list[str], stop: Stop) -> int:
     if args.baseline or args.baseline_set:
         raise LadderError("--baseline and --baseline-set describe a study: use them with --sweep")
     if args.chart:
-        from common.report import has_results, write_report
+        from common.report import write_report
+        from common.results import has_results
         if not has_results(folder):
             raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
         check_writable(folder)
@@ -280,7 +281,8 @@ def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, repo
 
 def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str]) -> int:
     """Train (or, with --chart, redraw) each chosen study, one after another, each under its own lock."""
-    from common.studies import choose_studies, print_study, study_folder, study_tasks, write_study_report
+    from common.report import write_study_report
+    from common.studies import choose_studies, print_study, study_folder, study_tasks
     from common.corpus import corpus_id
     seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
     profile_folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from common.data import get_batch, load_dataset  # noqa: E402
 from common.profiles import get_profile, settings_for  # noqa: E402
 from common.run import Stage  # noqa: E402
-from common.sampling import load_trained  # noqa: E402
 from common.train import split_loss  # noqa: E402
+from common.weights import load_trained  # noqa: E402
 from stages import STAGE_NAMES, STAGES  # noqa: E402
 
 

@@ -235,17 +235,15 @@ def _label(ch: str) -> str:
     return LABELS.get(ch, ch)
 
 
-def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) -> None:
+def maps_figure(layers: list[torch.Tensor], chars: str, title: str):
     """One panel per head, one row per layer: the weights (heads, T, T) of each layer over the characters,
     query down, key across, on one colour scale from 0 to 1. The characters label the outer panels only: every
     panel of a row reads the same queries, every panel of a column the same keys (and ticks are what take
-    matplotlib the time)."""
+    matplotlib the time). Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from common.io import atomic_path
 
     T, rows, cols = len(chars), len(layers), max(w.shape[0] for w in layers)
     side = min(max(0.13 * T + 0.4, 3.0), 6.0)  # inches per panel
@@ -276,6 +274,15 @@ def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) ->
                         bar_height / height))  # beside the panels, centred
     fig.colorbar(image, cax=bar, label="attention weight (each row sums to 1)")
     fig.suptitle(title, fontsize=10, y=1 - 0.15 / height, va="top")
+    return fig
+
+
+def draw_maps(layers: list[torch.Tensor], chars: str, path: Path, title: str) -> None:
+    """maps_figure, saved as a PNG at `path`."""
+    import matplotlib.pyplot as plt
+
+    from common.io import atomic_path
+    fig = maps_figure(layers, chars, title)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
@@ -328,7 +335,7 @@ def show_attention(folder: Path, stage, profile: str, seed: int, seed_given: boo
     <folder>/attention/local/<stage>.png, .csv and .md (the report's own maps are in <folder>/attention/)."""
     from common.data import load_dataset
     from common.io import write_text
-    from common.sampling import load_trained
+    from common.weights import load_trained
 
     check_has_attention(stage)
     trained = load_trained(folder, stage, profile, seed, seed_given)
@@ -364,21 +371,6 @@ def _title(stage: str, profile: str, trained, prompt: str) -> str:
 
 # --- every rung, for the report ------------------------------------------------------------------------
 
-def _report_model(folder: Path, stage, profile: str):
-    """The model the report draws: the committed weights first (what a clean clone has, so its maps redraw the
-    same there), else the lowest seed's finished checkpoint; None when neither is here."""
-    from common.data import CharTokenizer
-    from common.sampling import Trained, _build, _read_weights, load_trained, weights_path
-    path = weights_path(folder, stage.name)
-    if path.exists():
-        tensors, meta = _read_weights(path)
-        return Trained(_build(stage, meta["model_config"], tensors, path, profile), CharTokenizer(meta["vocabulary"]),
-                       str(path), "committed weights, bf16", meta["seed"], meta["step"], meta.get("val_loss"))
-    seeds = sorted(int(p.parent.name[4:]) for p in folder.glob(f"runs/{stage.name}/seed*/checkpoint.pt")
-                   if p.parent.name[4:].isdigit() and (p.parent / "run.json").exists())
-    return load_trained(folder, stage, profile, seeds[0], True) if seeds else None
-
-
 def _report_dataset():
     """The corpus for the summary, as the runner finds it but never downloaded (None, with a note, if absent)."""
     from common.corpus import locate_corpus
@@ -404,18 +396,19 @@ def _draw_rung(out: Path, stage, profile: str, trained, dataset) -> None:
         write_text(out / f"{stage.name}.csv", summary_csv(rows, stage.name, len(windows), block_size))
 
 
-def write_attention(folder: Path, profile: str, stages: Mapping[str, Any]) -> None:
-    """<folder>/attention/: every attention rung's maps over REPORT_PROMPT (<stage>.png), its per-head summary
-    (<stage>.csv), and all of them in ladder order (summary.csv, summary.md). A rung with neither weights nor a
-    checkpoint here keeps the files it has."""
+def write_attention(folder: Path, profile: str, stages: Mapping[str, Any], out: Path | None = None) -> None:
+    """<out>/attention/ (out: the folder itself by default): every attention rung's maps over REPORT_PROMPT
+    (<stage>.png), its per-head summary (<stage>.csv), and all of them in ladder order (summary.csv, summary.md),
+    from the weights or checkpoints in `folder`. A rung with neither here keeps the files it has."""
     from common.io import write_text
-    out = folder / "attention"
+    from common.weights import load_committed
+    out = Path(out or folder) / "attention"
     dataset, drawn, missing = _report_dataset(), [], []
     for stage in stages.values():
         if not has_attention(stage.Model(stage.Config())):
             continue
         try:
-            trained = _report_model(folder, stage, profile)
+            trained = load_committed(folder, stage, profile)
             if trained is not None:
                 with one_thread():
                     _draw_rung(out, stage, profile, trained, dataset)

@@ -143,6 +143,14 @@ def make_configs(config_cls: type, settings: Mapping[str, Any], vocab_size: int)
     return model_config, build(TrainConfig, settings)
 
 
+def overrides_note(overrides: Mapping[str, Any] | None, lead: str = "") -> str:
+    """'with --set a=1 b=2' for a title or header, or '' without overrides."""
+    if not overrides:
+        return ""
+    text = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return f"{lead}with --set {text}" if lead else f"Overrides: `{text}`. "
+
+
 def parse_overrides(pairs: list[str], known_config_classes: list[type]) -> dict[str, Any]:
     """Parse 'name=value' strings into typed values; names must be fields of TrainConfig or a stage config."""
     owners: dict[str, type] = {}

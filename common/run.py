@@ -221,7 +221,7 @@ def saved_record(path: Path) -> dict[str, Any] | None:
 
 def finished(record: Mapping[str, Any] | None) -> bool:
     """Whether a saved record is a finished run's, as the report reads them."""
-    from common.report import is_run_record
+    from common.results import is_run_record
     return record is not None and is_run_record(record)
 
 

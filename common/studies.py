@@ -171,7 +171,7 @@ def study_tasks(study: Study, folder: Path, options) -> list[tuple]:
 
 
 def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
-    from common.ladder import to_markdown
+    from common.markdown import to_markdown
     columns = ["label", "baseline_mean", "rung_mean", "delta", "ci_low", "ci_high", "verdict"]
     print(f"\nstudy {study.name}: {study.rung} against {study.against} over {study.setting}\n"
           f"{to_markdown(table[columns].rename(columns={'label': study.setting}))}")
@@ -179,23 +179,28 @@ def print_study(table: "pd.DataFrame", study: Study, folder: Path) -> None:
 
 
 def _side(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """One side of a point as the ladder's compare() reads a rung (common.ladder.summarise)."""
+    """One side of a point as compare() reads a rung (common.verdicts.summarise)."""
     import pandas as pd
 
-    from common.ladder import run_diverged, summarise
+    from common.verdicts import run_diverged, summarise
     return summarise(pd.Series([r["final"]["val_loss"] for r in runs], dtype=float),
                      sum(run_diverged(r) for r in runs))
 
 
+def study_words(verdict: str) -> str:
+    """A ladder verdict in a study's words: 'helped: the rung before diverged' -> '... the baseline diverged'."""
+    return verdict.replace("the rung before", "the baseline")
+
+
 def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any]:
     """One point of a study: both sides and the change from baseline to rung, by the ladder's rule."""
-    from common.ladder import MISSING, compare
+    from common.verdicts import MISSING, compare
     base, rung = _side(baseline_runs), _side(rung_runs)
     step = {**rung, "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
             "p_value": float("nan"), "verdict": MISSING}
     if base["seeds"] and rung["seeds"]:
         compare(step, base)
-        step["verdict"] = step["verdict"].replace("the rung before", "the baseline")  # a study's words
+        step["verdict"] = study_words(step["verdict"])
     used = [r.get("train_chars_used") for r in rung_runs + baseline_runs if r.get("train_chars_used")]
     return {"value": value, "train_chars_used": used[0] if used else float("nan"),
             "baseline_seeds": base["seeds"], "baseline_mean": base["val_loss_mean"],
@@ -207,7 +212,7 @@ def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any
 
 def study_runs(folder: Path, study: Study) -> list[tuple[Any, list, list]]:
     """The saved runs of a study folder: (value, baseline runs, rung runs) per value, in the study's order."""
-    from common.report import load_runs
+    from common.results import load_runs
     points = []
     for value in study.values:
         base_folder, rung_folder = point_folders(folder, study, value)
@@ -226,13 +231,50 @@ def study_table(study: Study, points: list[tuple[Any, list, list]]) -> pd.DataFr
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 
 
+def measured(verdict: Any) -> bool:
+    """Whether a point's verdict was measured by Welch's rule: exactly helped, hurt or within noise (not a
+    diverged side's 'helped: the baseline diverged', nor 'too few seeds')."""
+    from common.verdicts import VERDICTS
+    return verdict in VERDICTS
+
+
 def crossovers(table: pd.DataFrame) -> list[tuple[str, str]]:
-    """Labels of consecutive values (in the study's order) between which the verdict turns from helped
-    to not helped, or back."""
-    helped = [str(v).startswith("helped") for v in table.verdict]
-    judged = [v not in ("", "missing", "too few seeds") for v in table.verdict]
+    """Labels of neighbouring values (in the study's order) that both have a measured verdict, one helped and
+    the other not: where the piece starts or stops paying. A point where a side diverged is never one."""
     return [(table.label.iloc[i], table.label.iloc[i + 1]) for i in range(len(table) - 1)
-            if judged[i] and judged[i + 1] and helped[i] != helped[i + 1]]
+            if measured(table.verdict.iloc[i]) and measured(table.verdict.iloc[i + 1])
+            and (table.verdict.iloc[i] == "helped") != (table.verdict.iloc[i + 1] == "helped")]
+
+
+def loss_text(value: float) -> str:
+    """A final loss as a reader wants it: 1.812, 4.2e8 for a diverged one, NaN."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else f"{value}"
+    if abs(value) < 1e4:
+        return f"{value:.3f}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def divergence_note(study: Study, points: list[tuple[Any, list, list]]) -> str:
+    """Where a side diverged and how large its final validation losses were, in words ('' where none did)."""
+    from common.verdicts import run_diverged
+    said = []
+    for value, base, rung in points:
+        sides = []
+        for name, runs in (("baseline", base), ("rung", rung)):
+            gone = [r for r in sorted(runs, key=lambda r: r["seed"]) if run_diverged(r)]
+            if not gone:
+                continue
+            kept = [loss_text(r["final"]["val_loss"]) for r in runs if not run_diverged(r)]
+            sides.append(f"the {name} in {len(gone)} of {len(runs)} seeds (final validation loss"
+                         f"{'es' if len(gone) > 1 else ''} {', '.join(loss_text(r['final']['val_loss']) for r in gone)}"
+                         + (f"; the other{'s' if len(kept) > 1 else ''} ended at {', '.join(kept)}" if kept else "")
+                         + ")")
+        if sides:
+            said.append(f"at {study.setting} {value_text(value)}, {' and '.join(sides)}")
+    return ("Diverged: " + "; ".join(said) + ". A diverged side has no mean (left blank in the table): its "
+            "losses say only that the run blew up.\n") if said else ""
 
 
 def value_text(value: Any, used: Any = None) -> str:
@@ -251,64 +293,60 @@ def value_text(value: Any, used: Any = None) -> str:
 def _md_cell(row: Mapping[str, Any], column: str, setting: str) -> str:
     import pandas as pd
 
-    from common.ladder import format_cell
+    from common.markdown import format_cell
     value = row[column]
-    if column.endswith("_mean") or column.endswith("_std"):
+    if column.endswith("_mean") or column.endswith("_std"):  # a diverged side has none (common.verdicts.summarise)
         return "" if pd.isna(value) else (f"{value:.3f}" if abs(value) < 1e4 else f"{value:.3g}")
     return format_cell(value, "seeds" if column.endswith(("_seeds", "_diverged")) else column)
 
 
-def study_markdown(table: pd.DataFrame, study: Study, note: str) -> str:
-    """study.md: what is asked, what is compared, the table, and where the verdict turns."""
+def study_markdown(table: pd.DataFrame, study: Study, note: str, diverged: str = "") -> str:
+    """study.md: what is asked, what is compared, the table, where the verdict turns, and where a side diverged
+    (`diverged`: divergence_note's words)."""
     columns = [c for c in STUDY_COLUMNS if c not in ("value", "train_chars_used")]
     header = "| " + " | ".join([study.setting if c == "label" else c for c in columns]) + " |"
     rule = "|" + "|".join("---" if c in ("label", "verdict") else "---:" for c in columns) + "|"
     body = ["| " + " | ".join(_md_cell(row, c, study.setting) for c in columns) + " |" for _, row in table.iterrows()]
     turns = crossovers(table)
-    where = ("; ".join(f"between {a} and {b}" for a, b in turns)
-             if turns else "none: the verdict is the same at every value")
-    helped = [label for label, verdict in zip(table.label, table.verdict) if str(verdict).startswith("helped")]
+    where = "; ".join(f"between {a} and {b}" for a, b in turns) if turns else "none"
+    helped = [label for label, verdict in zip(table.label, table.verdict) if verdict == "helped"]
+    unmeasured = [label for label, verdict in zip(table.label, table.verdict) if not measured(verdict)]
     return "\n".join([
         f"# Study `{study.name}` — {study.question}\n",
         f"`{study.rung}` against `{study.against}`, over `{study.setting}` = {', '.join(table.label)}. {note}\n",
         f"delta = mean validation loss of `{study.rung}` - that of `{study.against}` (negative: the piece helped). "
         "Verdicts by the ladder's rule (see README). A diverged side (a final loss not finite, or a training loss "
-        "worse than the uniform guess while the validation loss ended above its best) has no mean to test: the "
-        "verdict says so.\n",
+        "worse than the uniform guess while the validation loss ended above its best) has no mean to test: its "
+        "mean is left blank, its diverged seeds are counted, and the verdict says what happened.\n",
         header, rule, *body, "",
-        f"Helped at: {', '.join(helped) or 'no value'}. Crossover: {where}.\n"])
+        f"Helped (measured) at: {', '.join(helped) or 'no value'}. Crossover: {where} (a crossover lies between "
+        f"neighbouring values that both have a measured verdict, helped at one and not at the other"
+        + (f"; no verdict is measured at {', '.join(unmeasured)}" if unmeasured else "") + ").\n",
+        *([diverged] if diverged else [])])
 
 
 def study_note(profile, overrides: Mapping[str, Any], runs: list[Mapping[str, Any]]) -> str:
     """The fixed settings and the machine, for the table's header and the chart's title."""
-    from common.report import overrides_note
+    from common.profiles import overrides_note
     seconds = sum(r["train_seconds"] for r in runs)
     device = runs[0]["device_name"] if runs else "no runs yet"
     return (f"Profile `{profile.name}`{overrides_note(overrides, ', ')}; every other setting as the profile "
             f"has it. {len(runs)} runs on {device}, {seconds / 60:.1f} min of training in all.")
 
 
-def write_study_report(folder: Path, study: Study, profile, overrides: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """study.csv, study.md and study.png of a study folder, from its saved runs; returns the table."""
-    from common.chart import draw_study
-    from common.io import write_text
-    points = study_runs(folder, study)
-    runs = [r for _, base, rung in points for r in base + rung]
-    if not runs:
-        raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
-                          f"(python runner.py --study {study.name} --profile {profile.name})")
-    table = study_table(study, points)
-    note = study_note(profile, overrides or {}, runs)
-    write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text(folder / "study.md", study_markdown(table, study, note))
-    draw_study(table, study, folder / "study.png", subtitle=note.split(". ")[0])
-    return table
+def study_title(study: Study, note: str) -> str:
+    """The study chart's title: the question, then the profile and overrides (the note's first sentence)."""
+    subtitle = note.split(". ")[0].replace("`", "'")
+    return f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point"
 
 
 def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]:
-    """For each ladder rung whose verdict is not 'helped' and that a saved study shows helping somewhere:
-    a few words saying where (e.g. 'hurt here; helped at train_chars 25,000, 100,000 - studies/dropout')."""
+    """For each ladder rung whose verdict is not 'helped' and that a saved study shows helping somewhere (a
+    measured 'helped', or training where the baseline diverged): a few words saying where (e.g. 'hurt here;
+    helped at train_chars 25,000, 100,000 (studies/dropout)')."""
     import pandas as pd
+
+    from common.verdicts import CURED
     notes = {}
     for name, study in STUDIES.items():
         path = study_folder(profile_folder, name) / "study.csv"
@@ -319,8 +357,11 @@ def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]
             saved = pd.read_csv(path)
         except (OSError, ValueError, pd.errors.ParserError):
             continue
-        helped = [str(label) for label, verdict in zip(saved.label, saved.verdict) if str(verdict).startswith("helped")]
-        if helped:
+        helped = [str(label) for label, verdict in zip(saved.label, saved.verdict) if verdict == "helped"]
+        rescued = [str(label) for label, verdict in zip(saved.label, saved.verdict) if verdict == study_words(CURED)]
+        said = ([f"helped at {study.setting} {', '.join(helped)}"] if helped else []) + (
+            [f"trained where the baseline diverged, at {study.setting} {', '.join(rescued)}"] if rescued else [])
+        if said:
             verdict = rows.verdict.iloc[0] or "no verdict"
-            notes[study.rung] = f"{verdict} here; helped at {study.setting} {', '.join(helped)} (studies/{name})"
+            notes[study.rung] = f"{verdict} here; {'; '.join(said)} (studies/{name})"
     return notes

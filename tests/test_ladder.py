@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from common.ladder import (AFTER_GAP, MISSING, NOISE_FLOOR, TOO_FEW, ladder_table, to_markdown, verdict,
-                           welch_interval)
+from common.ladder import ladder_table
+from common.markdown import to_markdown
+from common.verdicts import AFTER_GAP, MISSING, NOISE_FLOOR, TOO_FEW, verdict, welch_interval
 
 INFO = {s: {"adds": f"adds {s}", "lecture_val_loss": lv} for s, lv in
         [("a", 2.5), ("b", None), ("c", 2.0), ("d", None)]}

@@ -140,7 +140,7 @@ def test_chart_tabulates_one_experiment_and_names_the_runs_it_skips(ladder_copy,
 def test_a_profiles_ladder_is_one_experiment(profile):
     """A rung's own settings (scaled's size, the lecture's bigram rate) do not make it another experiment."""
     from common.profiles import get_profile, settings_for
-    from common.report import differences
+    from common.results import differences
     from stages import STAGE_NAMES
     records = [{"stage": stage, "seed": 0, "profile": profile, "settings": settings_for(get_profile(profile), stage),
                 "code": "0123456789abcdef", "model_config": {"vocab_size": 65}, "train_chars_used": 1_003_854}

@@ -190,9 +190,9 @@ def test_a_closed_pipe_is_not_an_error(corpus_path):
 
 def test_weights_too_large_for_git_are_not_written_and_the_checkpoint_still_samples(corpus_path, tmp_path, monkeypatch):
     """A rung whose bf16 weights pass the size cap keeps only its checkpoint, and the report says so."""
-    import common.sampling
+    import common.weights
 
-    monkeypatch.setattr(common.sampling, "MAX_WEIGHTS_BYTES", 20_000)  # bigram: 8.5 kB; scaled (smoke): ~60 kB
+    monkeypatch.setattr(common.weights, "MAX_WEIGHTS_BYTES", 20_000)  # bigram: 8.5 kB; scaled (smoke): ~60 kB
     out = tmp_path / "out"
     code, _, err = run_main("--profile", "smoke", "--stage", "bigram", "scaled", "--seeds", "0",
                             "--data", str(corpus_path), "--out", str(out), "--jobs", "1")

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 import runner
-from common.ladder import BOTH_DIVERGED, CURED, DIVERGED, ladder_table, welch_interval
+from common.ladder import ladder_table
 from common.studies import STUDIES, crossovers, ladder_pointers, study_row
+from common.verdicts import BOTH_DIVERGED, CURED, DIVERGED, welch_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,19 @@ def test_crossovers_are_where_helped_turns_into_not_helped():
     assert crossovers(table.assign(verdict=["hurt", "hurt", "hurt", "hurt"])) == []
 
 
+def test_a_crossover_needs_a_measured_verdict_on_both_sides():
+    """issue 29: the residual study shaded a crossover between 4 layers (the baseline diverged) and 6 (both did)."""
+    residual = pd.DataFrame({"label": ["1", "2", "4", "6"],
+                             "verdict": ["helped", "helped", "helped: the baseline diverged", "diverged, as the baseline"]})
+    assert crossovers(residual) == []
+    layernorm = pd.DataFrame({"label": ["0.001", "0.003", "0.01", "0.02"],
+                              "verdict": ["within noise", "hurt", "helped", "helped: the baseline diverged"]})
+    assert crossovers(layernorm) == [("0.003", "0.01")]
+    for other in ("hurt: diverged", "too few seeds", "missing", ""):
+        assert crossovers(pd.DataFrame({"label": ["a", "b"], "verdict": ["helped", other]})) == []
+        assert crossovers(pd.DataFrame({"label": ["a", "b"], "verdict": [other, "helped"]})) == []
+
+
 # -- divergence is a result ------------------------------------------------------------------------
 
 def test_a_diverged_baseline_is_reported_as_such_not_as_noise():
@@ -85,8 +99,38 @@ def test_a_diverged_baseline_is_reported_as_such_not_as_noise():
     assert math.isnan(nan_seed["rung_mean"])  # no mean over the seeds that did not diverge
 
 
+def test_a_diverged_side_has_no_mean_in_any_table():
+    """issue 29: the layernorm study's table showed its diverged baseline's mean, 4.09e+07."""
+    base = [record("residual", s, v, best=4.6) for s, v in enumerate([5.0e6, 1.09e8, 8.2e6])]  # all finite
+    rung = [record("layernorm", s, v) for s, v in enumerate([1.772, 1.770, 1.770])]
+    row = study_row(2e-2, base, rung)
+    assert math.isnan(row["baseline_mean"]) and math.isnan(row["baseline_std"]) and row["baseline_diverged"] == 3
+    assert row["rung_mean"] == pytest.approx(1.7707, abs=1e-4)
+    one = study_row(2e-2, base[:1] + [record("residual", s, 1.8) for s in (1, 2)], rung)  # one seed of three
+    assert math.isnan(one["baseline_mean"]) and one["baseline_diverged"] == 1
+    table = ladder_table(rung + [record("dropout", s, v, best=2.0) for s, v in enumerate([9e5, 1.8, 1.8])],
+                         ["layernorm", "dropout"], {n: {"adds": n} for n in ("layernorm", "dropout")})
+    assert math.isnan(table.val_loss_mean.iloc[1]) and math.isnan(table.train_loss_mean.iloc[1])
+    assert table.diverged.iloc[1] == 1
+
+
+def test_the_study_page_says_how_large_the_diverged_losses_were():
+    from common.studies import divergence_note, study_markdown, study_table
+    study = STUDIES["layernorm"]
+    fine = [record("residual", s, 1.8 + s / 100) for s in range(3)]
+    points = [(1e-2, fine, [record("layernorm", s, 1.75 + s / 100) for s in range(3)]),
+              (2e-2, [record("residual", s, v, best=4.6) for s, v in enumerate([5.0e6, 1.09e8, float("nan")])],
+               [record("layernorm", s, 1.77) for s in range(3)])]
+    note = divergence_note(study, points)
+    assert note.startswith("Diverged: at learning_rate 0.02, the baseline in 3 of 3 seeds (final validation losses "
+                           "5.0e6, 1.1e8, NaN)")
+    page = study_markdown(study_table(study, points), study, "", note)
+    assert note in page and "e+07" not in page
+    assert divergence_note(study, points[:1]) == ""
+
+
 def test_a_run_still_on_its_way_down_is_not_diverged():
-    from common.ladder import run_diverged
+    from common.verdicts import run_diverged
     assert not run_diverged(record("bigram", 0, 4.18))  # above ln 65, but its best: still learning
     assert run_diverged(record("bigram", 0, 4.18, best=3.0))  # worse than the uniform guess and than its best
     assert run_diverged(record("bigram", 0, float("inf")))
@@ -135,6 +179,78 @@ def test_a_study_reuses_its_runs_and_redraws_the_same_table(smoke_study, corpus_
     assert (folder / "study.csv").read_text() == before
 
 
+def drawn_texts(fig, monkeypatch) -> list:
+    """The texts a figure draws (a tick label outside the axis's limits is made but not drawn)."""
+    from matplotlib.text import Text
+    drawn, draw = [], Text.draw
+
+    def record(self, renderer):
+        draw(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            drawn.append(self)
+
+    monkeypatch.setattr(Text, "draw", record)
+    fig.canvas.draw()
+    monkeypatch.setattr(Text, "draw", draw)
+    return drawn
+
+
+def overlapping(fig, monkeypatch) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap (by more than half a pixel each way)."""
+    texts = drawn_texts(fig, monkeypatch)
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in dict.fromkeys(texts)]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
+            if min(box.x1, other.x1) - max(box.x0, other.x0) > 0.5 and min(box.y1, other.y1) - max(box.y0, other.y0) > 0.5]
+
+
+def committed_study_figure(name: str):
+    from common.chart import study_figure
+    from common.profiles import get_profile
+    from common.studies import study_note, study_runs, study_table, study_title
+    study = STUDIES[name]
+    points = study_runs(ROOT / "results" / "cpu" / "studies" / name, study)
+    table = study_table(study, points)
+    note = study_note(get_profile("cpu"), {}, [r for _, base, rung in points for r in base + rung])
+    return table, study_figure(table, study_title(study, note), setting=study.setting, rung=study.rung,
+                               against=study.against, crossovers=crossovers(table))
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_no_two_labels_overlap_on_a_committed_studys_chart(name, monkeypatch):
+    """issue 29: the residual study's right panel printed its two 'diverged' labels over each other at 6 layers."""
+    import matplotlib.pyplot as plt
+    table, fig = committed_study_figure(name)
+    try:
+        assert overlapping(fig, monkeypatch) == []
+        texts = [t.get_text() for t in drawn_texts(fig, monkeypatch)]
+        # a diverged point is marked as such, and never shaded as a crossover
+        assert ("crossover" in texts) == bool(crossovers(table))
+        diverged = (table.baseline_diverged > 0) | (table.rung_diverged > 0)
+        assert sum("diverged" in t for t in texts) == 2 * int(diverged.sum())  # once in each panel
+    finally:
+        plt.close(fig)
+
+
+def test_no_two_labels_overlap_on_the_committed_ladder_chart(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from common.chart import ladder_figure
+    from common.ladder import ladder_table, stage_info
+    from common.results import read_results
+    from common.run import Stage
+    from stages import STAGES
+    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
+    folder = ROOT / "results" / "cpu"
+    read = read_results(folder, list(stages))
+    table = ladder_table(read.runs, list(stages), stage_info(stages))
+    fig = ladder_figure(table, read.curves, "the committed ladder", notes=ladder_pointers(folder, table))
+    try:
+        assert overlapping(fig, monkeypatch) == []
+    finally:
+        plt.close(fig)
+
+
 def test_the_ladder_points_to_a_study_where_a_hurt_rung_helps(tmp_path):
     folder = tmp_path / "cpu"
     study = folder / "studies" / "dropout"
@@ -145,6 +261,11 @@ def test_the_ladder_points_to_a_study_where_a_hurt_rung_helps(tmp_path):
     notes = ladder_pointers(folder, table)
     assert notes == {"dropout": "hurt here; helped at train_chars 25,000 (studies/dropout)"}
     assert ladder_pointers(folder, table.assign(verdict=["helped", "helped"])) == {}
+    # a point where the baseline diverged is no measured help: the pointer says what happened there
+    pd.DataFrame({"value": [25000, 0], "label": ["25,000", "all (1,003,854)"],
+                  "verdict": ["hurt", "helped: the baseline diverged"]}).to_csv(study / "study.csv", index=False)
+    assert ladder_pointers(folder, table) == {
+        "dropout": "hurt here; trained where the baseline diverged, at train_chars all (1,003,854) (studies/dropout)"}
 
 
 def test_an_interrupted_study_resumes(tmp_path, corpus_path):
