@@ -5,6 +5,8 @@
     python bench/levers.py dropout    # only the last table
     python bench/levers.py profile    # where a step's time goes (torch.profiler): scaled with either dropout
                                       # mask, and the nanoGPT-shaped model, in bf16
+    python bench/levers.py modern     # ms per step of each modern rung and piece (cpu profile, one thread),
+                                      # and GELU exact against its tanh approximation
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
@@ -86,7 +88,50 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
         dropout_stage.Dropout.forward = dropout_forward
 
 
+def modern_steps(steps: int = 60) -> None:
+    """ms per training step of each modern rung and left-out piece at the cpu profile, on one thread (as each of
+    the ladder's two parallel runs has), bf16 autocast, the model's own optimizer; then GELU against tanh-GELU."""
+    import stages.gelu as gelu_stage
+    from common.profiles import make_configs
+    from common.train import make_optimizer
+    from stages import MODERN_LADDER, MODERN_LEFT_OUT, STAGES
+
+    torch.set_num_threads(1)
+
+    def ms_per_step(stage: str) -> float:
+        config, train_config = make_configs(STAGES[stage].Config, settings_for(get_profile("cpu"), stage), 65)
+        torch.manual_seed(0)
+        model = STAGES[stage].Model(config)
+        optimizer = make_optimizer(model, train_config)
+        idx = torch.randint(0, 65, (train_config.batch_size, config.block_size))
+        times = []
+        for _ in range(steps + 5):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                _, loss = model(idx, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        return 1e3 * sorted(times[5:])[len(times[5:]) // 2]
+
+    print("## modern rungs and pieces, cpu profile, 1 thread, bf16 autocast\n\n| stage | ms/step |\n|---|---:|")
+    for stage in MODERN_LADDER + MODERN_LEFT_OUT:
+        print(f"| {stage} | {ms_per_step(stage):.1f} |", flush=True)
+    exact = ms_per_step("gelu")
+    build = gelu_stage.FeedForward.build_activation
+    gelu_stage.FeedForward.build_activation = lambda self, config: torch.nn.GELU(approximate="tanh")
+    try:
+        approximate = ms_per_step("gelu")
+    finally:
+        gelu_stage.FeedForward.build_activation = build
+    print(f"\n## gelu rung: exact GELU {exact:.1f} ms/step, tanh approximation {approximate:.1f} ms/step")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["modern"]:
+        return modern_steps()
     dataset = load_dataset()
     threads = torch.get_num_threads()
     if sys.argv[1:] == ["profile"]:
