@@ -1,4 +1,4 @@
-# GPT Ladder. `make all-stages` trains the ladder and draws it; `make test` runs the tests;
+# GPT Ladder. `make all-stages` trains both ladders (the lecture's and the modern one) and draws them; `make test` runs the tests;
 # `make studies` trains the regime studies (where each piece pays) and draws them.
 # Both create the virtual environment .venv and install requirements.txt on first use.
 #   make all-stages PROFILE=smoke SEEDS="0 1 2"     (PROFILE: lecture, gpu, cpu, smoke; default: gpu with CUDA, else cpu)

@@ -223,13 +223,13 @@ def _main(argv: list[str], stop: Stop) -> int:
     if args.baseline or args.baseline_set:
         raise LadderError("--baseline and --baseline-set describe a study: use them with --sweep")
     if args.chart:
-        from common.report import write_report
+        from common.report import write_ladders
         from common.results import has_results
         if not has_results(folder):
             raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
         check_writable(folder)
         with FolderLock(folder):
-            write_report(folder, profile, stages, overrides)
+            write_ladders(folder, profile, ladder_stages(stages), overrides, LADDER_ABOUT)
         return 0
     tasks = training_tasks(ladders, None if args.all else args.stage, seeds if args.seeds else None, profile)
     return train(args, argv, stop, profile, overrides, stages, tasks)
@@ -249,13 +249,25 @@ def training_tasks(ladders: dict[str, list[str]], chosen: list[str] | None, seed
             for seed in (seeds or sorted(set(wanted.get(stage) or profile.seeds)))]
 
 
-def train(args, argv: list[str], stop: Stop, profile, overrides, stages, tasks: list[tuple[str, int]]) -> int:
-    """Train the (stage, seed) runs into the profile's folder, then write its report."""
-    from common.report import write_report
+LADDER_ABOUT = {  # what each ladder's page says it is (the lecture's: the profile's description alone)
+    "modern": "From the lecture's GPT without dropout (`layernorm`, the first row) towards a 2025 GPT, one "
+              "post-lecture piece per rung, each row the step from the row above; the pieces left out are measured "
+              "in studies/modern-left-out.",
+}
+
+
+def ladder_stages(stages) -> dict[str, dict]:
+    """Each ladder's stages, in order: {ladder name: {stage name: Stage}}."""
     from stages import LADDERS
+    return {name: {stage: stages[stage] for stage in rungs} for name, rungs in LADDERS.items()}
+
+
+def train(args, argv: list[str], stop: Stop, profile, overrides, stages, tasks: list[tuple[str, int]]) -> int:
+    """Train the (stage, seed) runs into the profile's folder, then write the report of each ladder with runs."""
+    from common.report import write_ladders
 
     def report(ctx) -> None:
-        write_report(ctx.folder, profile, {n: stages[n] for n in LADDERS["lecture"]}, overrides)
+        write_ladders(ctx.folder, profile, ladder_stages(stages), overrides, LADDER_ABOUT)
 
     names = list(dict.fromkeys(stage for stage, _ in tasks))
     what = "; ".join(f"{stage} seeds {[s for n, s in tasks if n == stage]}" for stage in names)

@@ -15,14 +15,15 @@ from common.markdown import to_markdown
 from common.verdicts import AFTER_GAP, MISSING, VERDICT_RULE, compare, run_diverged, summarise
 
 COLUMNS = ["stage", "adds", "params", "seeds", "diverged", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high",
-           "p_value", "verdict", "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds"]
+           "p_value", "verdict", "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds",
+           "tokens_per_second"]
 
 
 def _per_stage(runs: list[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{"stage": r["stage"], "seed": r["seed"], "params": r["params"],
                           "val_loss": r["final"]["val_loss"], "train_loss": r["final"]["train_loss"],
                           "best_val_loss": r["best"]["val_loss"], "train_seconds": r["train_seconds"],
-                          "diverged": run_diverged(r)}
+                          "tokens_per_second": r.get("tokens_per_second", float("nan")), "diverged": run_diverged(r)}
                          for r in runs])
 
 
@@ -34,7 +35,7 @@ def _row(stage: str, group: pd.DataFrame, info: Mapping[str, Any]) -> dict[str, 
             "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
             "verdict": "", "train_loss_mean": train, "gap": mean - train,
             "best_val_loss_mean": group.best_val_loss.mean(), "lecture_val_loss": info.get("lecture_val_loss"),
-            "train_seconds": group.train_seconds.mean()}
+            "train_seconds": group.train_seconds.mean(), "tokens_per_second": group.tokens_per_second.mean()}
 
 
 def _missing_row(stage: str, info: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,12 +89,14 @@ def ladder_page(table: pd.DataFrame, header: str, pointers: Mapping[str, str]) -
 
 
 def write_ladder(out: Path, table: pd.DataFrame, runs: list[Mapping[str, Any]], profile,
-                 overrides: Mapping[str, Any] | None, pointers: Mapping[str, str]) -> None:
-    """ladder.csv and ladder.md in `out`, from the table and the runs it was made of."""
+                 overrides: Mapping[str, Any] | None, pointers: Mapping[str, str],
+                 title: str = "Loss ladder", about: str = "") -> None:
+    """ladder.csv and ladder.md in `out`, from the table and the runs it was made of; `about` says what the
+    ladder is, before the profile's description."""
     from common.io import write_text
     from common.profiles import overrides_note
     seconds = sum(r["train_seconds"] for r in runs)
-    header = (f"# Loss ladder — profile `{profile.name}`\n\n{profile.description}. "
+    header = (f"# {title} — profile `{profile.name}`\n\n{about + ' ' if about else ''}{profile.description}. "
               f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
               f"{overrides_note(overrides)}Verdict rule: {VERDICT_RULE}.\n\n")
     write_text(out / "ladder.csv", table.to_csv(index=False, float_format="%.4f"))

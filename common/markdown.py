@@ -17,6 +17,8 @@ def format_cell(value: Any, column: str) -> str:
         return f"{value:.3f}" if value >= 0.001 else "<0.001"
     if column == "train_seconds":
         return f"{value:.1f}"
+    if column == "tokens_per_second":
+        return f"{value:,.0f}"
     if column in ("params", "seeds", "diverged"):
         return f"{int(value):,}"
     if isinstance(value, float):

@@ -22,8 +22,24 @@ from common.errors import LadderError
 from common.profiles import Profile
 
 
+def write_ladders(folder: Path, profile: Profile, ladders: Mapping[str, Mapping[str, Any]],
+                  overrides: Mapping[str, Any] | None = None, about: Mapping[str, str] | None = None) -> None:
+    """The report of every ladder with runs in `folder`: the first ladder's in the folder itself, each other's in
+    a subfolder named after it (results/cpu/modern/), its runs shared in `folder`/runs. A later ladder is
+    reported once a rung of its own (not of an earlier ladder) has runs."""
+    from common.results import has_runs
+    earlier: set[str] = set()
+    for i, (name, stages) in enumerate(ladders.items()):
+        own = [stage for stage in stages if stage not in earlier]
+        earlier.update(stages)
+        if i == 0 or has_runs(folder, own):
+            write_report(folder, profile, stages, overrides, out=None if i == 0 else Path(folder) / name,
+                         title="Loss ladder" if i == 0 else f"The {name} ladder", about=(about or {}).get(name, ""))
+
+
 def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
-                 overrides: Mapping[str, Any] | None = None, out: Path | None = None) -> None:
+                 overrides: Mapping[str, Any] | None = None, out: Path | None = None,
+                 title: str = "Loss ladder", about: str = "") -> None:
     """Write the table, chart, samples page and attention maps of the ladder `stages` from the runs saved in
     `folder`, into `out` (the folder itself by default), and print the table. The weights files go beside the
     runs they come from, in `folder`, where sampling finds them.
@@ -48,9 +64,9 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
         raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
     table = ladder_table(read.runs, list(stages), stage_info(stages))
     pointers = ladder_pointers(folder, table)  # rungs that did not help here, where a study shows them helping
-    write_ladder(out, table, read.runs, profile, overrides, pointers)
+    write_ladder(out, table, read.runs, profile, overrides, pointers, title, about)
     draw_ladder(table, read.curves, out / "loss_ladder.png",
-                title=f"GPT Ladder, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(read.runs)} runs, "
+                title=f"{'GPT Ladder' if title == 'Loss ladder' else 'GPT Ladder, ' + title.lower()}, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(read.runs)} runs, "
                       f"{int(table.seeds.max())} seed(s) per stage, {read.runs[0]['device_name']}",
                 show_lecture=profile.name == "lecture" and not overrides, notes=pointers)
     write_text(out / "samples.md", samples_page(read.shown, profile))

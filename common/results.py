@@ -17,6 +17,11 @@ def has_results(folder: Path) -> bool:
     return any(folder.glob("runs/*/seed*/run.json"))
 
 
+def has_runs(folder: Path, stage_names) -> bool:
+    """Whether any of these stages has a saved run in the folder."""
+    return any(any(Path(folder).glob(f"runs/{stage}/seed*/run.json")) for stage in stage_names)
+
+
 def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
     """The readable run.json records of the folder's stages, each with its folder under '_dir': those of one
     experiment, the newest run's (one_experiment)."""

@@ -43,14 +43,45 @@ class Study:
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def sides(self, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The settings of (baseline, rung) at one value of the sweep."""
+        """The settings of (baseline, rung) at one value of the sweep (baseline_set may hold the swept
+        setting: the baseline then stays at its value while the rung's moves, as in modern-steps)."""
         return {self.setting: value, **self.baseline_set}, {self.setting: value}
+
+    def stages(self, value: Any) -> tuple[str, str]:
+        """The stages of (baseline, rung) at one value of the sweep."""
+        return self.baseline, self.rung
 
     @property
     def against(self) -> str:
         """The baseline in words: 'layernorm', or 'residual with residual=False'."""
         changed = ", ".join(f"{k}={v}" for k, v in self.baseline_set.items())
         return f"{self.baseline} with {changed}" if changed else self.baseline
+
+
+@dataclass(frozen=True)
+class LeaveOneOut(Study):
+    """The rung against itself with one of its pieces switched off, a piece per point: `values` are the
+    pieces' switches (each rung of the modern ladder has one, e.g. `rope`); every setting else as the
+    profile has it. delta = the whole rung - the rung without the piece: what the piece is worth at the end."""
+
+    def sides(self, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {value: False}, {}
+
+    @property
+    def against(self) -> str:
+        return f"{self.baseline} without the piece"
+
+
+@dataclass(frozen=True)
+class Pieces(Study):
+    """Stages against one baseline, a stage per point: `values` are the stages (pieces measured against the
+    rung they would join); `rung` names them as a group in the text. Settings as the profile has them."""
+
+    def sides(self, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {}
+
+    def stages(self, value: Any) -> tuple[str, str]:
+        return self.baseline, value
 
 
 def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -73,6 +104,34 @@ STUDIES: dict[str, Study] = {
         name="dropout", question="does dropout pay only when the model can overfit its training text?",
         rung="dropout", baseline="layernorm", setting="train_chars",
         values=(25_000, 100_000, 300_000, 0)),  # 0: the whole training split (1,003,854 characters)
+    # The modern ladder's studies. Their values were fixed before any of their runs, from a first training of
+    # the modern ladder (5 seeds a rung, cpu profile): rotary embeddings -0.014 (interval -0.028 .. -0.000) and
+    # QK-norm -0.006 (-0.015 .. +0.002) came out within noise, GELU (-0.015) and Muon (-0.055) helped.
+    # - rope over max_iters: a learned position table is learned row by row, from the tokens seen at each
+    #   position, while a rotation is fixed from the start; rotary positions should pay most when training is short.
+    # - qk_norm over the learning rate: QK-norm exists to keep attention scores bounded when the weights grow
+    #   fast (OLMo 2, ViT-22B); it should pay at learning rates above the profile's 1e-2.
+    # - modern-steps: the final modern rung at fewer steps (each with its own schedule) against the lecture's
+    #   GPT (layernorm) at the profile's 2,000: where the 2025 GPT matches it.
+    # - modern-leave-one-out: the final rung without each of its pieces.
+    # - modern-left-out: the pieces left out of the modern ladder, each against the top rung it would join.
+    "rope": Study(
+        name="rope", question="do rotary positions pay most when training is short?",
+        rung="rope", baseline="gelu", setting="max_iters", values=(500, 1000, 2000)),
+    "qk_norm": Study(
+        name="qk_norm", question="does QK-norm pay at higher learning rates?",
+        rung="qk_norm", baseline="muon", setting="learning_rate", values=(1e-2, 3e-2, 1e-1)),
+    "modern-steps": Study(
+        name="modern-steps", question="in how many steps does the 2025 GPT match the lecture's GPT at 2,000?",
+        rung="qk_norm", baseline="layernorm", baseline_set=_frozen({"max_iters": 2000}), setting="max_iters",
+        values=(500, 1000, 1500, 2000)),
+    "modern-leave-one-out": LeaveOneOut(
+        name="modern-leave-one-out", question="which pieces of the final modern rung matter at the end?",
+        rung="qk_norm", baseline="qk_norm", setting="without", values=("gelu", "rope", "muon", "qk_norm")),
+    "modern-left-out": Pieces(
+        name="modern-left-out", question="do the pieces left out of the modern ladder pay on top of it?",
+        rung="each piece", baseline="qk_norm", setting="piece",
+        values=("rmsnorm", "swiglu", "no_bias", "relu2", "zero_init", "softcap", "tied")),
 }
 
 
@@ -89,7 +148,7 @@ def study_folder(profile_folder: Path, name: str) -> Path:
 
 def point_label(settings: Mapping[str, Any]) -> str:
     """A point's folder name: its settings as name=value, comma-separated (e.g. n_layer=2,residual=False)."""
-    return ",".join(f"{k}={v}" for k, v in settings.items())
+    return ",".join(f"{k}={v}" for k, v in settings.items()) or "profile"  # "profile": every setting the profile's
 
 
 def point_folders(folder: Path, study: Study, value: Any) -> tuple[Path, Path]:
@@ -161,10 +220,12 @@ def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None,
 def study_tasks(study: Study, folder: Path, options) -> list[tuple]:
     """Every run of a study, as (stage, seed, options) with the point's settings and folder."""
     import dataclasses
-    tasks = []
+    tasks, seen = [], set()
     for value in study.values:
-        for stage, side, point in zip((study.baseline, study.rung), study.sides(value),
-                                      point_folders(folder, study, value)):
+        for stage, side, point in zip(study.stages(value), study.sides(value), point_folders(folder, study, value)):
+            if (stage, point) in seen:  # a side several points share (one baseline for all): trained once
+                continue
+            seen.add((stage, point))
             run_options = dataclasses.replace(options, overrides={**options.overrides, **side}, folder=str(point))
             tasks += [(stage, seed, run_options) for seed in study.seeds]
     return tasks
@@ -216,7 +277,8 @@ def study_runs(folder: Path, study: Study) -> list[tuple[Any, list, list]]:
     points = []
     for value in study.values:
         base_folder, rung_folder = point_folders(folder, study, value)
-        points.append((value, load_runs(base_folder, [study.baseline]), load_runs(rung_folder, [study.rung])))
+        base_stage, rung_stage = study.stages(value)
+        points.append((value, load_runs(base_folder, [base_stage]), load_runs(rung_folder, [rung_stage])))
     return points
 
 
@@ -240,7 +302,10 @@ def measured(verdict: Any) -> bool:
 
 def crossovers(table: pd.DataFrame) -> list[tuple[str, str]]:
     """Labels of neighbouring values (in the study's order) that both have a measured verdict, one helped and
-    the other not: where the piece starts or stops paying. A point where a side diverged is never one."""
+    the other not: where the piece starts or stops paying. A point where a side diverged is never one, nor
+    are the neighbours of a study whose values have no order (pieces by name)."""
+    if any(isinstance(value, str) for value in table.value):
+        return []
     return [(table.label.iloc[i], table.label.iloc[i + 1]) for i in range(len(table) - 1)
             if measured(table.verdict.iloc[i]) and measured(table.verdict.iloc[i + 1])
             and (table.verdict.iloc[i] == "helped") != (table.verdict.iloc[i + 1] == "helped")]
