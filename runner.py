@@ -53,7 +53,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                  study_names: list[str] | None = None, ladder_names: list[str] | None = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
-        epilog="The verdict rule and the profiles are described in README.md.")
+        epilog="The verdict rule and the profiles: docs/verdicts-and-profiles.md; every use: docs/usage.md.")
     what = p.add_argument_group("what to do (default: train)")
     what.add_argument("--stage", nargs="+", choices=stage_names, metavar="STAGE",
                       help=f"stage(s) to train or sample, in any order; one of: {', '.join(stage_names)}")
@@ -71,7 +71,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                            "per-head summary; weights as for --sample (no training)")
     what.add_argument("--chart", "--report", dest="chart", action="store_true",
                       help="redraw ladder.csv/.md, loss_ladder.png and samples.md from saved results (no training)")
-    study = p.add_argument_group("regime studies: a rung against its baseline over a swept setting (see README)")
+    study = p.add_argument_group("regime studies: a rung against its baseline over a swept setting (see docs/studies.md)")
     study.add_argument("--study", nargs="+", choices=[*(study_names or []), "all"], metavar="NAME",
                        help=f"train (or with --chart redraw) a named study: {', '.join(study_names or [])}, or all; "
                             "writes <out>/<profile>/studies/<name>/study.csv, .md and .png")
@@ -96,7 +96,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     how.add_argument("--jobs", type=int,
                      help="independent runs trained in parallel processes (default: one per CPU core on the "
                           "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
-                          "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see README)")
+                          "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see docs/usage.md)")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
@@ -298,8 +298,9 @@ def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, n
     from common.corpus import corpus_id
     seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
     profile_folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))
+    from stages import predecessor
     for study in choose_studies(names, args.sweep, args.stage, args.baseline, args.baseline_set, profile, overrides,
-                                stages, seeds):
+                                stages, seeds, {name: predecessor(name) for name in stages}):
         folder = study_folder(profile_folder, study.name)
 
         def report(ctx=None, study=study, folder=folder) -> None:

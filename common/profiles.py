@@ -46,7 +46,7 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
                    fused_attention=True)  # the same function as the explicit form (tests), for GPUs
 
 # The cpu profile: one setting for every rung, chosen by measurement (commands
-# `python runner.py --profile cpu [--stage ...] --set ... --out /tmp/...`, and the studies, README):
+# `python runner.py --profile cpu [--stage ...] --set ... --out /tmp/...`, and the studies, docs/verdicts-and-profiles.md):
 # - lr 2e-3 (an early setting) with PyTorch's init: LayerNorm brought no gain (residual 1.841,
 #   layernorm 1.857) and the bigram was undertrained (2.89 at 2,000 steps). The layernorm study
 #   (results/cpu/studies/layernorm) measures it over the rate: within noise at 1e-3, hurt at 3e-3
@@ -63,12 +63,12 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
 #   last), and LayerNorm's step came out "within noise" (-0.067, interval -0.131 .. -0.004, 4 seeds).
 #   Clipped, the same seeds give 1.800, 1.798, 1.788, 1.803, and LayerNorm's (1.757, 1.754, 1.751,
 #   1.757: the clip never bit) step is -0.042 - LayerNorm still pays, and the verdict no longer
-#   hangs on whether a seed spiked. The other rungs were retrained with it (the ladder, README).
+#   hangs on whether a seed spiked. The other rungs were retrained with it (the ladder, docs/verdicts-and-profiles.md).
 # - 3 seeds: 4 (with scaled at 3,000 steps) took 1,416 s of CPU time, 11.8 min on 2 cores, over the
 #   10-minute budget; clipped, 3 seeds leave LayerNorm's interval well clear of the floor.
 # - `scaled` trains 3,000 steps, the others 2,000: at 2,000 its gain over the dropout rung was -0.025
 #   (interval -0.036 .. -0.013, 3 seeds): a model five times larger needs more steps to use its size.
-# Dropout hurts here: the models are still learning when training ends (README; the dropout study
+# Dropout hurts here: the models are still learning when training ends (docs/verdicts-and-profiles.md; the dropout study
 # shows where it pays: less training text). Its rate is GPT-2's 0.1, not the lecture's 0.2: `scaled`
 # carries the rate too, and at 0.2 it needed 3,000 steps to reach 1.797 where 0.1 reached 1.795 in
 # 2,000 (earlier measurements, 3 seeds, a sampled validation loss).

@@ -187,9 +187,10 @@ def sweep_study(rung: str, baseline: str, setting: str, values: list[Any], basel
 
 def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None, baseline: str | None,
                    baseline_set: list[str], profile, overrides: Mapping[str, Any], stages: Mapping[str, Any],
-                   seeds: tuple[int, ...] | None) -> list[Study]:
+                   seeds: tuple[int, ...] | None, before: Mapping[str, str | None] | None = None) -> list[Study]:
     """The studies a command names (--study), or the one it describes (--sweep, --stage, --baseline,
-    --baseline-set), with --seeds applied; every mistake is one LadderError."""
+    --baseline-set), with --seeds applied; every mistake is one LadderError. `before` gives the stage each
+    is measured against by default (default: the one before it in `stages`)."""
     import dataclasses
 
     from common.profiles import parse_overrides
@@ -198,11 +199,12 @@ def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None,
             raise LadderError("--sweep needs exactly one --stage (the rung studied) and no --study, e.g. "
                               "--sweep learning_rate=1e-3,1e-2 --stage layernorm")
         rung, order = stage[0], list(stages)
+        before = before or {name: (order[i - 1] if i else None) for i, name in enumerate(order)}  # the rung before
         setting, texts = parse_sweep(sweep)
         classes = [s.Config for s in stages.values()]
         values = [parse_overrides([f"{setting}={text}"], classes)[setting] for text in texts]
         changed = parse_overrides(baseline_set, classes)
-        baseline = baseline or (rung if changed else (order[order.index(rung) - 1] if order.index(rung) else None))
+        baseline = baseline or (rung if changed else before[rung])
         if baseline is None:
             raise LadderError(f"{rung} is the first rung: give --baseline STAGE or --baseline-set NAME=VALUE")
         chosen = [sweep_study(rung, baseline, setting, values, changed, profile.name, seeds or (0, 1, 2))]
@@ -380,7 +382,7 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str, diverged: str =
         f"# Study `{study.name}` — {study.question}\n",
         f"`{study.rung}` against `{study.against}`, over `{study.setting}` = {', '.join(table.label)}. {note}\n",
         f"delta = mean validation loss of `{study.rung}` - that of `{study.against}` (negative: the piece helped). "
-        "Verdicts by the ladder's rule (see README). A diverged side (a final loss not finite, or a training loss "
+        "Verdicts by the ladder's rule (docs/verdicts-and-profiles.md). A diverged side (a final loss not finite, or a training loss "
         "worse than the uniform guess while the validation loss ended above its best) has no mean to test: its "
         "mean is left blank, its diverged seeds are counted, and the verdict says what happened.\n",
         header, rule, *body, "",
@@ -416,8 +418,9 @@ def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]
     for name, study in STUDIES.items():
         path = study_folder(profile_folder, name) / "study.csv"
         rows = table[table.stage == study.rung]
-        if not path.exists() or rows.empty or str(rows.verdict.iloc[0]).startswith("helped"):
-            continue
+        verdict = "" if rows.empty else str(rows.verdict.iloc[0])
+        if not path.exists() or not verdict or verdict == "nan" or verdict.startswith("helped"):
+            continue  # not in this ladder, its first row (no step to judge), or it helped here
         try:
             saved = pd.read_csv(path)
         except (OSError, ValueError, pd.errors.ParserError):
@@ -427,6 +430,5 @@ def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]
         said = ([f"helped at {study.setting} {', '.join(helped)}"] if helped else []) + (
             [f"trained where the baseline diverged, at {study.setting} {', '.join(rescued)}"] if rescued else [])
         if said:
-            verdict = rows.verdict.iloc[0] or "no verdict"
             notes[study.rung] = f"{verdict} here; {'; '.join(said)} (studies/{name})"
     return notes

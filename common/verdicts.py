@@ -1,7 +1,7 @@
 """The verdict rule: whether a step helped, hurt or stayed within noise, decided from the seeds.
 
 The ladder's table (common.ladder) and the studies (common.studies) both judge a step by it: from
-each side's final validation losses over seeds (also in the README),
+each side's final validation losses over seeds (also in docs/verdicts-and-profiles.md),
     delta = mean val loss of the stage - mean val loss of the stage before it
     95% confidence interval of delta: Welch's t interval, delta +- t(0.975, df) * se, with
         se = sqrt(s_a**2 / n_a + s_b**2 / n_b) (s: sample standard deviation over seeds, n: seeds)
@@ -39,7 +39,7 @@ MISSING = "missing"
 AFTER_GAP = "no verdict: rung before is missing"
 VERDICT_RULE = ("`helped` (or `hurt`) when the whole 95% confidence interval of the change in mean validation "
                 f"loss (Welch's t over seeds) lies below -{NOISE_FLOOR} (above +{NOISE_FLOOR}); no verdict with "
-                "fewer than 2 seeds (see README)")
+                "fewer than 2 seeds (docs/verdicts-and-profiles.md)")
 def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int,
                    confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(low, high, one-sided p) for the difference mean_b - mean_a, by Welch's t; needs n >= 2 on both sides.

@@ -13,7 +13,7 @@ The lecture reported: val loss about 2.08 (from 2.24).
 
 `residual = False` in the config (`--set residual=false`) builds the same stack with each
 sub-layer's output replacing its input, `x = f(x)`: the ablation that shows what the residual
-paths themselves are worth (the README has the measurement and its command).
+paths themselves are worth (docs/lecture.md and docs/studies.md have the measurements and their commands).
 """
 from __future__ import annotations
 
