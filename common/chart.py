@@ -195,6 +195,11 @@ def _mark_study_diverged(ax, xi: float) -> None:
     ax.axvline(xi, color=COLOURS["hurt"], alpha=0.08, linewidth=28, zorder=0)
 
 
+def ordered(table: pd.DataFrame) -> bool:
+    """Whether a study's values have an order a line may follow (numbers, True/False), not names (pieces)."""
+    return not any(isinstance(value, str) for value in table.value)
+
+
 def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> list:
     """The change from baseline to rung at each value with a measured verdict, its 95% band (broken where a
     point has none), the zero line and verdict colours; a diverged point's column shaded, and said so at its top.
@@ -202,11 +207,17 @@ def _study_delta_panel(ax, table: pd.DataFrame, x: list[float]) -> list:
     from common.verdicts import NOISE_FLOOR
     diverged = [bool(b or r) for b, r in zip(table.baseline_diverged.fillna(0), table.rung_diverged.fillna(0))]
     measured = [pd.notna(low) and not d for low, d in zip(table.ci_low, diverged)]
-    for k, run in enumerate(_segments(measured)):
-        xs = [x[i] for i in run]
-        ax.fill_between(xs, table.ci_low.iloc[run], table.ci_high.iloc[run], color="#3b6ea8", alpha=0.18,
-                        linewidth=0, label="95% interval of the change" if k == 0 else None)
-        ax.plot(xs, table.delta.iloc[run], color="#3b6ea8", alpha=0.5, linewidth=1.5)
+    if ordered(table):  # a band along the swept values
+        for k, run in enumerate(_segments(measured)):
+            xs = [x[i] for i in run]
+            ax.fill_between(xs, table.ci_low.iloc[run], table.ci_high.iloc[run], color="#3b6ea8", alpha=0.18,
+                            linewidth=0, label="95% interval of the change" if k == 0 else None)
+            ax.plot(xs, table.delta.iloc[run], color="#3b6ea8", alpha=0.5, linewidth=1.5)
+    else:  # values without an order (pieces by name): an interval per point, nothing drawn between them
+        points = [i for i in range(len(table)) if measured[i]]
+        if points:
+            ax.vlines([x[i] for i in points], table.ci_low.iloc[points], table.ci_high.iloc[points], color="#3b6ea8",
+                      alpha=0.45, linewidth=6, label="95% interval of the change")
     ax.axhline(0.0, color="black", linewidth=1)
     ax.axhspan(-NOISE_FLOOR, NOISE_FLOOR, color="#8a8a8a", alpha=0.15, linewidth=0)
     spots = [v for i in range(len(table)) if measured[i] for v in (table.ci_low.iloc[i], table.ci_high.iloc[i])]
@@ -242,10 +253,11 @@ def _study_means_panel(ax, table: pd.DataFrame, x: list[float], rung: str, again
     for side, name, tint in (("baseline", against, "#8a8a8a"), ("rung", rung, "#3b6ea8")):
         means, stds, seeds = table[f"{side}_mean"], table[f"{side}_std"], table[f"{side}_seeds"]
         ok = [pd.notna(m) and math.isfinite(m) and not d for m, d in zip(means, table[f"{side}_diverged"])]
-        for k, run in enumerate(_segments(ok)):  # a line never bridges a point without a mean
+        for k, run in enumerate(_segments(ok)):  # a line never bridges a point without a mean, nor unordered values
             ax.errorbar([x[i] for i in run], means.iloc[run], yerr=[mean_interval(stds.iloc[i], int(seeds.iloc[i]))
                                                                    for i in run],
-                        color=tint, marker="o", capsize=4, linewidth=1.5, label=f"{side}: {name}" if k == 0 else None)
+                        color=tint, marker="o", capsize=4, linewidth=1.5, linestyle="-" if ordered(table) else "none",
+                        label=f"{side}: {name}" if k == 0 else None)
     labels = []
     for xi, (_, row) in zip(x, table.iterrows()):
         if row.baseline_diverged or row.rung_diverged:

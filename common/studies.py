@@ -407,6 +407,16 @@ def study_title(study: Study, note: str) -> str:
     return f"Study '{study.name}': {study.question}\n{subtitle}; {len(study.seeds)} seeds per side and point"
 
 
+def studies_the_step(study: Study, ladder: list[str]) -> bool:
+    """Whether a study measures a ladder's step into its rung in another regime: the rung against the rung
+    before it in this ladder, or against itself with a setting changed (the residual study), over a setting
+    both sides share (not modern-steps, whose baseline holds its steps, nor the studies of pieces)."""
+    if type(study) is not Study or study.setting in study.baseline_set or study.rung not in ladder:
+        return False
+    i = ladder.index(study.rung)
+    return (i > 0 and study.baseline == ladder[i - 1]) or (study.baseline == study.rung and bool(study.baseline_set))
+
+
 def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]:
     """For each ladder rung whose verdict is not 'helped' and that a saved study shows helping somewhere (a
     measured 'helped', or training where the baseline diverged): a few words saying where (e.g. 'hurt here;
@@ -415,9 +425,12 @@ def ladder_pointers(profile_folder: Path, table: pd.DataFrame) -> dict[str, str]
 
     from common.verdicts import CURED
     notes = {}
+    stages = list(table.stage)
     for name, study in STUDIES.items():
         path = study_folder(profile_folder, name) / "study.csv"
         rows = table[table.stage == study.rung]
+        if not rows.empty and not studies_the_step(study, stages):
+            continue  # it measures something else of this rung (its pieces at the end, its steps)
         verdict = "" if rows.empty else str(rows.verdict.iloc[0])
         if not path.exists() or not verdict or verdict == "nan" or verdict.startswith("helped"):
             continue  # not in this ladder, its first row (no step to judge), or it helped here

@@ -164,3 +164,35 @@ def test_a_sweep_of_a_modern_rung_compares_it_with_the_rung_before_it_in_its_lad
         (study,) = choose_studies([], "learning_rate=1e-3,1e-2", [rung], None, [], smoke, {}, ALL, None,
                                   {name: predecessor(name) for name in ALL})
         assert study.baseline == predecessor(rung) and study.baseline != "scaled"
+
+
+def test_a_modern_step_points_to_the_study_of_that_step_not_to_the_rungs_other_studies():
+    from common.studies import studies_the_step
+    modern, lecture = MODERN_LADDER, STAGE_NAMES
+    assert studies_the_step(STUDIES["qk_norm"], modern) and studies_the_step(STUDIES["rope"], modern)
+    for name in ("modern-steps", "modern-leave-one-out", "modern-left-out"):  # they measure other things of qk_norm
+        assert not studies_the_step(STUDIES[name], modern)
+    assert studies_the_step(STUDIES["dropout"], lecture) and studies_the_step(STUDIES["residual"], lecture)
+    assert not studies_the_step(STUDIES["dropout"], modern)  # dropout is no modern rung
+
+
+def test_a_study_of_pieces_by_name_draws_no_line_between_them():
+    import matplotlib.pyplot as plt
+
+    from common.chart import ordered, study_figure
+    table = pd.DataFrame({"value": ["a", "b"], "label": ["a", "b"], "train_chars_used": [float("nan")] * 2,
+                          "baseline_seeds": [3, 3], "baseline_mean": [1.7, 1.7], "baseline_std": [0.01, 0.01],
+                          "baseline_diverged": [0, 0], "rung_seeds": [3, 3], "rung_mean": [1.69, 1.71],
+                          "rung_std": [0.01, 0.01], "rung_diverged": [0, 0], "delta": [-0.01, 0.01],
+                          "ci_low": [-0.03, -0.01], "ci_high": [0.01, 0.03], "p_value": [0.1, 0.1],
+                          "verdict": ["within noise", "within noise"]})
+    assert not ordered(table) and ordered(table.assign(value=[1, 2]))
+    fig = study_figure(table, "t", setting="piece", rung="each piece", against="qk_norm", crossovers=[])
+    try:
+        delta_panel, means_panel = fig.axes[:2]
+        assert not [c for c in delta_panel.collections if "Poly" in type(c).__name__]  # no band along the pieces
+        assert [c for c in delta_panel.collections if type(c).__name__ == "LineCollection"]  # an interval each
+        joined = [line for line in means_panel.get_lines() if len(line.get_xdata()) > 1]
+        assert joined and all(line.get_linestyle() == "None" for line in joined)  # markers, no line between
+    finally:
+        plt.close(fig)
