@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """GPT Ladder's command line: train the stages, tabulate and chart the loss ladder, sample text.
 
-    python runner.py                       # the whole ladder under the default profile
-    python runner.py --stage residual      # one stage (several: --stage mlp residual)
+    python runner.py                       # both ladders (the lecture's, the modern one), default profile
+    python runner.py --ladder modern       # one ladder; --stage residual: one stage (several: --stage mlp rope)
     python runner.py --list                # the stages, what each adds, parameter counts
     python runner.py --sample --stage residual --prompt "ROMEO:"   # also --num-samples, --sample-seed
     python runner.py --show dropout        # the assembled model, and the stage file of each piece
@@ -13,7 +13,7 @@
 
 The command line only: parse, check, dispatch, print. What it dispatches to lives in common/:
 `run.py` (one run, to its run.json), `jobs.py` (many runs, signals, the folder lock),
-`report.py` (table, chart, samples page) and `sampling.py` (text from a checkpoint).
+`report.py` (each ladder's table, chart, samples page; a study's) and `sampling.py` (text from a checkpoint).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from common.errors import LadderError  # noqa: E402  (light imports first: --help stays fast)
-from common.jobs import FolderLock, Stop, check_writable  # noqa: E402
+from common.jobs import FolderLock, Stop, check_writable, training_tasks  # noqa: E402
 from common.run import Stage, results_folder  # noqa: E402
 
 
@@ -57,9 +57,8 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     what = p.add_argument_group("what to do (default: train)")
     what.add_argument("--stage", nargs="+", choices=stage_names, metavar="STAGE",
                       help=f"stage(s) to train or sample, in any order; one of: {', '.join(stage_names)}")
-    what.add_argument("--ladder", nargs="+", choices=ladder_names or ["lecture", "modern"], metavar="LADDER",
-                      help=f"train one ladder's rungs: {', '.join(ladder_names or ['lecture', 'modern'])} "
-                           "(default: both, when no --stage)")
+    what.add_argument("--ladder", nargs="+", choices=ladder_names, metavar="LADDER",
+                      help=f"train one ladder's rungs: {', '.join(ladder_names or [])} (default: all, without --stage)")
     what.add_argument("--all", action="store_true", help="train both ladders in order (the default when no --stage)")
     what.add_argument("--list", action="store_true", help="list the stages: name, what it adds, parameters under the profile")
     what.add_argument("--show", choices=stage_names, metavar="STAGE",
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str], stop: Stop) -> int:
     from common.profiles import PROFILES
     from common.studies import STUDIES
-    from stages import ALL_STAGE_NAMES, LADDERS
+    from stages import ALL_STAGE_NAMES, LADDERS, MODERN_LEFT_OUT
 
     parser = build_parser(ALL_STAGE_NAMES, list(PROFILES), list(STUDIES), list(LADDERS))
     args = parser.parse_args(argv)
@@ -188,20 +187,16 @@ def _main(argv: list[str], stop: Stop) -> int:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
     if args.ladder and (args.stage or args.all):
         raise LadderError("--ladder trains a whole ladder: leave out --stage and --all")
-    ladders = {name: LADDERS[name] for name in (args.ladder or LADDERS)}
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))  # another corpus: its own
 
     if args.list or args.show:
-        from common.show import list_stages, show_stage, vocab_size_for
+        from common.show import ladder_groups, list_stages, show_stage, vocab_size_for
         vocab_size = vocab_size_for(folder, args.data)
         if args.show:
             show_stage(stages, args.show, profile, overrides, vocab_size)
         else:
-            from stages import MODERN_LADDER, MODERN_LEFT_OUT
-            list_stages(stages, profile, overrides, vocab_size, {
-                "the lecture's ladder": LADDERS["lecture"], "the modern ladder (from the lecture's GPT without dropout)":
-                MODERN_LADDER, f"pieces measured against {MODERN_LADDER[-1]}, left out of the ladder": MODERN_LEFT_OUT})
+            list_stages(stages, profile, overrides, vocab_size, ladder_groups(LADDERS, MODERN_LEFT_OUT))
         return 0
     if args.sample:
         if not args.stage or len(args.stage) != 1:
@@ -223,55 +218,36 @@ def _main(argv: list[str], stop: Stop) -> int:
     if args.baseline or args.baseline_set:
         raise LadderError("--baseline and --baseline-set describe a study: use them with --sweep")
     if args.chart:
-        from common.report import write_ladders
-        from common.results import has_results
-        if not has_results(folder):
-            raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
-        check_writable(folder)
-        with FolderLock(folder):
-            write_ladders(folder, profile, ladder_stages(stages), overrides, LADDER_ABOUT)
-        return 0
-    tasks = training_tasks(ladders, None if args.all else args.stage, seeds if args.seeds else None, profile)
+        return redraw(folder, profile, overrides, stages)
+    tasks = training_tasks({name: LADDERS[name] for name in (args.ladder or LADDERS)}, ALL_STAGE_NAMES,
+                           None if args.all else args.stage, seeds if args.seeds else None, profile)
     return train(args, argv, stop, profile, overrides, stages, tasks)
 
 
-def training_tasks(ladders: dict[str, list[str]], chosen: list[str] | None, seeds: list[int] | None,
-                   profile) -> list[tuple[str, int]]:
-    """The (stage, seed) runs of a command: the chosen stages (in ladder order), else every rung of the ladders,
-    each with --seeds or its ladder's seeds (a rung in two ladders: both ladders' seeds)."""
-    from stages import ALL_STAGE_NAMES
-    wanted: dict[str, list[int]] = {}
-    for ladder, rungs in ladders.items():
-        for stage in rungs:
-            wanted.setdefault(stage, []).extend(profile.seeds_for(ladder))
-    names = [n for n in ALL_STAGE_NAMES if n in chosen] if chosen else list(wanted)
-    return [(stage, seed) for stage in names
-            for seed in (seeds or sorted(set(wanted.get(stage) or profile.seeds)))]
-
-
-LADDER_ABOUT = {  # what each ladder's page says it is (the lecture's: the profile's description alone)
-    "modern": "From the lecture's GPT without dropout (`layernorm`, the first row) towards a 2025 GPT, one "
-              "post-lecture piece per rung, each row the step from the row above; the pieces left out are measured "
-              "in studies/modern-left-out.",
-}
-
-
-def ladder_stages(stages) -> dict[str, dict]:
-    """Each ladder's stages, in order: {ladder name: {stage name: Stage}}."""
+def report_ladders(folder, profile, overrides, stages) -> None:
+    """Every ladder's table, chart and samples page from the folder's saved runs (common.report.write_ladders)."""
+    from common.ladder import LADDER_ABOUT, ladder_stages
+    from common.report import write_ladders
     from stages import LADDERS
-    return {name: {stage: stages[stage] for stage in rungs} for name, rungs in LADDERS.items()}
+    write_ladders(folder, profile, ladder_stages(stages, LADDERS), overrides, LADDER_ABOUT)
+
+
+def redraw(folder, profile, overrides, stages) -> int:
+    """--chart: every ladder's report from the folder's saved runs (no training)."""
+    from common.results import has_results
+    if not has_results(folder):
+        raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
+    check_writable(folder)
+    with FolderLock(folder):
+        report_ladders(folder, profile, overrides, stages)
+    return 0
 
 
 def train(args, argv: list[str], stop: Stop, profile, overrides, stages, tasks: list[tuple[str, int]]) -> int:
     """Train the (stage, seed) runs into the profile's folder, then write the report of each ladder with runs."""
-    from common.report import write_ladders
-
-    def report(ctx) -> None:
-        write_ladders(ctx.folder, profile, ladder_stages(stages), overrides, LADDER_ABOUT)
-
-    names = list(dict.fromkeys(stage for stage, _ in tasks))
-    what = "; ".join(f"{stage} seeds {[s for n, s in tasks if n == stage]}" for stage in names)
-    return trained(args, argv, stop, profile, overrides, stages, lambda options: tasks, report, what)
+    what = "; ".join(f"{st} seeds {[s for n, s in tasks if n == st]}" for st in dict.fromkeys(n for n, _ in tasks))
+    return trained(args, argv, stop, profile, overrides, stages, lambda options: tasks,
+                   lambda ctx: report_ladders(ctx.folder, profile, overrides, stages), what)
 
 
 def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, report, what: str, folder=None,

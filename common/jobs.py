@@ -23,6 +23,20 @@ from common.run import (RunContext, RunOptions, Stage, check_replacing, check_se
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def training_tasks(ladders: dict[str, list[str]], order: list[str], chosen: list[str] | None,
+                   seeds: list[int] | None, profile) -> list[tuple[str, int]]:
+    """The (stage, seed) runs of a command: the chosen stages (in `order`, every stage's), else every rung of the
+    ladders, each with --seeds or its ladder's seeds (a rung in two ladders: both ladders' seeds)."""
+    wanted: dict[str, list[int]] = {}
+    for ladder, rungs in ladders.items():
+        for stage in rungs:
+            wanted.setdefault(stage, []).extend(profile.seeds_for(ladder))
+    names = [n for n in order if n in chosen] if chosen else list(wanted)
+    return [(stage, seed) for stage in names
+            for seed in (seeds or sorted(set(wanted.get(stage) or profile.seeds)))]
+
+
+
 class Stop:
     """Ctrl-C or SIGTERM asks the current run to stop at the end of its step; a second one stops at once."""
 

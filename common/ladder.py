@@ -14,6 +14,20 @@ import pandas as pd
 from common.markdown import to_markdown
 from common.verdicts import AFTER_GAP, MISSING, VERDICT_RULE, compare, run_diverged, summarise
 
+LADDER_ABOUT = {  # what each ladder's page says it is (the lecture's: the profile's description alone)
+    "modern": "From the lecture's GPT without dropout (`layernorm`, the first row) towards a 2025 GPT, one "
+              "post-lecture piece per rung, each row the step from the row above; the pieces left out are measured "
+              "in studies/modern-left-out.",
+}
+
+
+
+
+def ladder_stages(stages: Mapping[str, Any], ladders: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Each ladder's stages, in order: {ladder name: {stage name: Stage}}."""
+    return {name: {stage: stages[stage] for stage in rungs} for name, rungs in ladders.items()}
+
+
 COLUMNS = ["stage", "adds", "params", "seeds", "diverged", "val_loss_mean", "val_loss_std", "delta", "ci_low", "ci_high",
            "p_value", "verdict", "train_loss_mean", "gap", "best_val_loss_mean", "lecture_val_loss", "train_seconds",
            "tokens_per_second"]

@@ -21,6 +21,14 @@ def build_model(stage, profile: Profile, overrides: Mapping[str, Any], vocab_siz
     return stage.Model(model_config)
 
 
+def ladder_groups(ladders: Mapping[str, list[str]], left_out: list[str]) -> dict[str, list[str]]:
+    """--list's groups: each ladder under its title, then the pieces left out of the last one."""
+    titles = {"lecture": "the lecture's ladder", "modern": "the modern ladder (from the lecture's GPT without dropout)"}
+    groups = {titles.get(name, f"the {name} ladder"): list(rungs) for name, rungs in ladders.items()}
+    top = list(ladders.values())[-1][-1]
+    return {**groups, f"pieces measured against {top}, left out of the ladder": list(left_out)} if left_out else groups
+
+
 def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[str, Any], vocab_size: int,
                 groups: Mapping[str, list[str]] | None = None) -> None:
     """Each group of stages (a ladder, say) under its title: number, name, parameters, what it adds."""

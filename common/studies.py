@@ -306,7 +306,7 @@ def crossovers(table: pd.DataFrame) -> list[tuple[str, str]]:
     """Labels of neighbouring values (in the study's order) that both have a measured verdict, one helped and
     the other not: where the piece starts or stops paying. A point where a side diverged is never one, nor
     are the neighbours of a study whose values have no order (pieces by name)."""
-    if any(isinstance(value, str) for value in table.value):
+    if "value" in table.columns and any(isinstance(value, str) for value in table.value):
         return []
     return [(table.label.iloc[i], table.label.iloc[i + 1]) for i in range(len(table) - 1)
             if measured(table.verdict.iloc[i]) and measured(table.verdict.iloc[i + 1])

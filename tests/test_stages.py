@@ -42,8 +42,9 @@ def _tokens(B: int, T: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_has_the_nine_stages_in_order():
-    assert STAGE_NAMES == EXPECTED_ORDER
-    assert list(STAGES) == EXPECTED_ORDER
+    from stages import ALL_STAGE_NAMES, LADDERS
+    assert STAGE_NAMES == LADDERS["lecture"] == EXPECTED_ORDER
+    assert list(STAGES) == ALL_STAGE_NAMES and ALL_STAGE_NAMES[:9] == EXPECTED_ORDER  # the modern stages after them
 
 
 def test_predecessor_follows_the_ladder():

@@ -232,15 +232,16 @@ def test_no_two_labels_overlap_on_a_committed_studys_chart(name, monkeypatch):
         plt.close(fig)
 
 
-def test_no_two_labels_overlap_on_the_committed_ladder_chart(monkeypatch):
+@pytest.mark.parametrize("ladder", ["lecture", "modern"])
+def test_no_two_labels_overlap_on_the_committed_ladder_chart(ladder, monkeypatch):
     import matplotlib.pyplot as plt
 
     from common.chart import ladder_figure
     from common.ladder import ladder_table, stage_info
     from common.results import read_results
     from common.run import Stage
-    from stages import STAGES
-    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
+    from stages import LADDERS, STAGES
+    stages = {name: Stage.from_module(name, STAGES[name]) for name in LADDERS[ladder]}
     folder = ROOT / "results" / "cpu"
     read = read_results(folder, list(stages))
     table = ladder_table(read.runs, list(stages), stage_info(stages))

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 import runner
+from common.jobs import training_tasks
 from common.profiles import get_profile
 from common.run import Stage
 from common.studies import STUDIES, LeaveOneOut, Pieces, choose_studies, crossovers, study_tasks
+from stages import ALL_STAGE_NAMES as ALL_ORDER
 from stages import LADDERS, MODERN_LADDER, MODERN_LEFT_OUT, STAGE_NAMES, STAGES, predecessor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +38,7 @@ def run_main(*args: str) -> tuple[int, str, str]:
 
 def test_each_ladder_trains_with_its_own_seeds_and_a_shared_rung_with_both():
     cpu = get_profile("cpu")
-    tasks = runner.training_tasks(LADDERS, None, None, cpu)
+    tasks = training_tasks(LADDERS, ALL_ORDER, None, None, cpu)
     seeds = {stage: [s for n, s in tasks if n == stage] for stage in dict.fromkeys(n for n, _ in tasks)}
     assert list(seeds) == list(dict.fromkeys(STAGE_NAMES + MODERN_LADDER))  # both ladders, in order, each rung once
     assert seeds["bigram"] == list(cpu.seeds) == [0, 1, 2]
@@ -47,11 +49,11 @@ def test_each_ladder_trains_with_its_own_seeds_and_a_shared_rung_with_both():
 
 def test_one_ladder_one_stage_and_explicit_seeds():
     cpu = get_profile("cpu")
-    lecture = runner.training_tasks({"lecture": LADDERS["lecture"]}, None, None, cpu)
+    lecture = training_tasks({"lecture": LADDERS["lecture"]}, ALL_ORDER, None, None, cpu)
     assert {n for n, _ in lecture} == set(STAGE_NAMES) and {s for _, s in lecture} == {0, 1, 2}
-    assert runner.training_tasks(LADDERS, ["rope"], None, cpu) == [("rope", s) for s in range(5)]
-    assert runner.training_tasks(LADDERS, ["swiglu"], None, cpu) == [("swiglu", s) for s in (0, 1, 2)]
-    assert runner.training_tasks(LADDERS, ["rope", "bigram"], [7], cpu) == [("bigram", 7), ("rope", 7)]
+    assert training_tasks(LADDERS, ALL_ORDER, ["rope"], None, cpu) == [("rope", s) for s in range(5)]
+    assert training_tasks(LADDERS, ALL_ORDER, ["swiglu"], None, cpu) == [("swiglu", s) for s in (0, 1, 2)]
+    assert training_tasks(LADDERS, ALL_ORDER, ["rope", "bigram"], [7], cpu) == [("bigram", 7), ("rope", 7)]
 
 
 @pytest.mark.parametrize("args, message", [
