@@ -104,8 +104,9 @@ PROFILES: dict[str, Profile] = {
         description="a ladder that 2 CPU cores train in minutes (3 seeds, 2 runs at a time)",
         hyperparams=_frozen(CPU_LADDER),
         stage_overrides=_frozen({"scaled": _frozen(CPU_SCALED)}),
-        # the modern ladder's steps are small (the probe before it: about -0.01 for GELU, with seeds
-        # 0.003-0.005 apart): 5 seeds narrow Welch's interval by about a third against 3
+        # the modern ladder's steps are small (about 0.01: results/cpu/modern/ladder.md): with the same spread,
+        # 5 seeds a side narrow Welch's interval by about a third against 3 (t(0.975, 8) * sqrt(2/5) = 1.46
+        # standard deviations, against t(0.975, 4) * sqrt(2/3) = 2.27)
         ladder_seeds=_frozen({"modern": (0, 1, 2, 3, 4)}),
     ),
     "smoke": Profile(
