@@ -6,7 +6,8 @@
     python bench/levers.py profile    # where a step's time goes (torch.profiler): scaled with either dropout
                                       # mask, and the nanoGPT-shaped model, in bf16
     python bench/levers.py modern     # ms per step of each modern rung and piece (cpu profile, one thread),
-                                      # and GELU exact against its tanh approximation
+                                      # GELU exact against its tanh approximation, Muon by shape
+                                      # against torch.optim.Muon
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
@@ -90,8 +91,11 @@ def median_ms(dataset, stage, settings, threads, fused_adamw=False, sdpa=False, 
 
 def modern_steps(steps: int = 60) -> None:
     """ms per training step of each modern rung and left-out piece at the cpu profile, on one thread (as each of
-    the ladder's two parallel runs has), bf16 autocast, the model's own optimizer; then GELU against tanh-GELU."""
+    the ladder's two parallel runs has), bf16 autocast, the model's own optimizer; then GELU against tanh-GELU, and
+    the Muon step taken by shape against torch.optim.Muon's one matrix at a time."""
     import stages.gelu as gelu_stage
+    import stages.muon as muon_stage
+    from stages.muon import BatchedMuon
     from common.profiles import make_configs
     from common.train import make_optimizer
     from stages import MODERN_LADDER, MODERN_LEFT_OUT, STAGES
@@ -127,6 +131,18 @@ def modern_steps(steps: int = 60) -> None:
     finally:
         gelu_stage.FeedForward.build_activation = build
     print(f"\n## gelu rung: exact GELU {exact:.1f} ms/step, tanh approximation {approximate:.1f} ms/step")
+    # the muon rung's optimizer: its matrices stepped together by shape (the stage's BatchedMuon) against
+    # torch.optim.Muon stepping them one at a time (the same updates, tests/test_modern.py); alternated 3 times
+    batched, one_at_a_time = [], []
+    for _ in range(3):
+        batched.append(ms_per_step("qk_norm"))
+        muon_stage.BatchedMuon = torch.optim.Muon
+        try:
+            one_at_a_time.append(ms_per_step("qk_norm"))
+        finally:
+            muon_stage.BatchedMuon = BatchedMuon
+    print(f"\n## qk_norm rung: Muon by shape (BatchedMuon) {sorted(batched)[1]:.1f} ms/step, torch.optim.Muon "
+          f"{sorted(one_at_a_time)[1]:.1f} ms/step (median of 3 alternated measurements)")
 
 
 def main() -> None:

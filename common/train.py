@@ -27,8 +27,9 @@ EVAL_SEED_OFFSET = 10_007  # evaluation batches come from their own generator, t
 
 @torch.no_grad()
 def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, batch_size: int,
-                  eval_iters: int, seed: int = 0, precision: str = "fp32") -> dict[str, float]:
-    """Mean loss over eval_iters random batches of each split, in eval mode, without gradients.
+                  eval_iters: int, seed: int = 0, precision: str = "fp32",
+                  splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
+    """Mean loss over eval_iters random batches of each of `splits`, in eval mode, without gradients.
 
     The batches are drawn from a generator seeded afresh each call, so every evaluation of a run
     (and every stage trained with the same seed and shapes) is scored on the same windows.
@@ -40,7 +41,7 @@ def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, bat
     model.eval()
     out = {}
     dtype = autocast_dtype(dataset.train.device, precision)
-    for split in ("train", "val"):
+    for split in splits:
         data = dataset.split(split)
         generator = torch.Generator(device=data.device).manual_seed(seed + EVAL_SEED_OFFSET)
         losses = torch.zeros(eval_iters, device=data.device)
@@ -223,8 +224,10 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
 
     def evaluate(step: int, elapsed: float) -> bool:
         """Evaluate, record and report; False when a loss is no longer finite (the run has diverged)."""
-        losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed, cfg.precision)
-        if step == cfg.max_iters:  # the result: the whole validation split, no sampling noise
+        last = step == cfg.max_iters
+        losses = estimate_loss(model, dataset, block_size, cfg.batch_size, cfg.eval_iters, seed, cfg.precision,
+                               splits=("train",) if last else ("train", "val"))
+        if last:  # the result: the whole validation split, no sampling noise
             losses["val"] = split_loss(model, dataset.val, block_size, cfg.batch_size, cfg.precision)
         state.curve.append({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                             "seconds": round(elapsed, 3)})

@@ -98,11 +98,15 @@ class Model(nn.Module):
         """No normalisation before the head yet (the layernorm stage adds one)."""
         return nn.Identity()
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Each token's vector plus its position's: what the blocks read (the rope rung drops the position)."""
         B, T = idx.shape
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
         pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
-        x = tok_emb + pos_emb  # (B, T, C)
+        return tok_emb + pos_emb  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        x = self.embed(idx)  # (B, T, C)
         x = self.blocks(x)  # (B, T, C), or (B, T, 2C) at this stage
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         return logits, next_token_loss(logits, targets)

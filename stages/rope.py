@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from stages.bigram import next_token_loss
 from stages.gelu import Block as GeluBlock
 from stages.gelu import Config as GeluConfig
 from stages.gelu import Model as GeluModel
@@ -88,10 +87,7 @@ class Model(GeluModel):
     def build_block(self, config: Config) -> nn.Module:
         return Block(config)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.config.rope:
-            return super().forward(idx, targets)
-        x = self.token_embedding_table(idx)  # (B, T, C): the tokens alone, no position added
-        x = self.blocks(x)  # (B, T, C)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-        return logits, next_token_loss(logits, targets)
+            return super().embed(idx)
+        return self.token_embedding_table(idx)  # (B, T, C): the tokens alone, no position added

@@ -24,6 +24,7 @@ from common.profiles import PROFILES, make_configs, settings_for
 from common.train import make_optimizer, train_step
 from conftest import REPO_ROOT, TINY, VOCAB, tiny_configs, tiny_model
 from stages import ALL_STAGE_NAMES, LADDERS, MODERN_LADDER, MODERN_LEFT_OUT, STAGE_NAMES, STAGES, predecessor
+from stages.muon import BatchedMuon
 
 MODERN = MODERN_LADDER[1:] + MODERN_LEFT_OUT  # the eleven stages the modern work added
 SWITCHES = {"gelu": "gelu", "rope": "rope", "muon": "muon", "qk_norm": "qk_norm"}  # rung -> its config switch
@@ -243,7 +244,7 @@ def test_switch_on_differs_from_the_rung_before(stage):
     if stage == "muon":
         _, train_config = tiny_configs(stage)
         kinds = {type(o) for o in _optimizers(make_optimizer(on, train_config))}
-        assert torch.optim.Muon in kinds
+        assert BatchedMuon in kinds
         assert {type(o) for o in _optimizers(make_optimizer(before, train_config))} == {torch.optim.AdamW}
         return
     same_parameters = list(on.state_dict()) == list(before.state_dict())
@@ -368,7 +369,7 @@ def test_qk_norm_gives_unit_rms_queries_and_keys(scale):
 
 @pytest.mark.parametrize("stage", WITH_MUON, ids=WITH_MUON)
 def test_muon_takes_the_block_matrices_and_adamw_the_rest(stage):
-    """make_optimizer: torch.optim.Muon holds exactly the blocks' 2-D weights, AdamW every other parameter
+    """make_optimizer: Muon (the stage's BatchedMuon, a torch.optim.Muon) holds exactly the blocks' 2-D weights, AdamW every other parameter
     (embeddings, head, norms, biases), each parameter exactly once; both follow the TrainConfig's rate and
     decay, Muon's scaled to AdamW's update size."""
     model = tiny_model(stage)
@@ -381,11 +382,11 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest(stage):
             assert group["lr"] == 2e-3 and group["weight_decay"] == 0.05
             if isinstance(opt, torch.optim.Muon):
                 assert group["adjust_lr_fn"] == "match_rms_adamw"
-    assert set(by_kind) == {torch.optim.Muon, torch.optim.AdamW}
+    assert set(by_kind) == {BatchedMuon, torch.optim.AdamW} and issubclass(BatchedMuon, torch.optim.Muon)
     everything = [n for n, _ in model.named_parameters()]
-    held = by_kind[torch.optim.Muon] + by_kind[torch.optim.AdamW]
+    held = by_kind[BatchedMuon] + by_kind[torch.optim.AdamW]
     assert sorted(held) == sorted(everything), "each parameter must be in exactly one optimizer, once"
-    assert set(by_kind[torch.optim.Muon]) == _block_matrices(model)
+    assert set(by_kind[BatchedMuon]) == _block_matrices(model)
     assert any(n.startswith("token_embedding_table") for n in by_kind[torch.optim.AdamW])
 
 
@@ -424,6 +425,30 @@ def test_muon_update_is_orthogonalised():
     assert max(muon) < 2.0, f"Muon update singular value spreads {muon}"
     adamw = _one_step_update_spreads(muon=False)
     assert min(adamw) > 3.0, f"AdamW update singular value spreads {adamw}"  # the test can tell them apart
+
+
+@pytest.mark.parametrize("options", [dict(adjust_lr_fn="match_rms_adamw"), dict(adjust_lr_fn="original"),
+                                     dict(nesterov=False, weight_decay=0.0)], ids=["match_rms", "original", "plain"])
+def test_batched_muon_steps_as_torch_muon(options):
+    """The stage's BatchedMuon (matrices stepped together by shape) moves every matrix exactly as
+    torch.optim.Muon (one at a time) over several steps: square, wide and tall matrices, momentum carried."""
+    model = tiny_model("muon")
+    twin = copy.deepcopy(model)
+    settings = dict(lr=2e-2, weight_decay=0.1) | options
+    matrices = [p for n, p in model.named_parameters() if n in _block_matrices(model)]
+    twin_matrices = [p for n, p in twin.named_parameters() if n in _block_matrices(twin)]
+    assert len({p.shape for p in matrices}) == 3 and any(p.shape[0] > p.shape[1] for p in matrices)
+    start = [p.detach().clone() for p in matrices]
+    ours, theirs = BatchedMuon(matrices, **settings), torch.optim.Muon(twin_matrices, **settings)
+    idx = torch.randint(VOCAB, (4, TINY["block_size"]), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        for net, opt in ((model, ours), (twin, theirs)):
+            opt.zero_grad()
+            net(idx, idx)[1].backward()
+            opt.step()
+    for a, b, before in zip(matrices, twin_matrices, start, strict=True):
+        assert not torch.equal(a, before), "the step must move every matrix"
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
 def test_muon_optimizer_state_round_trip_resumes_exactly():
