@@ -13,7 +13,7 @@
 # Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
 # the start, so the whole, archive included, stays inside the device tool's 10 minutes a command):
 #   info     nvidia-smi, PyTorch's version and the GPU's name
-#   ladder   runner.py --profile gpu, SEEDS, JOBS runs side by side on the one GPU                 (LADDER_S)
+#   ladder   runner.py --ladder lecture --profile gpu, SEEDS, JOBS runs side by side on the GPU  (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 # The results first: the benchmark gets what time is left, up to BENCH_S.
@@ -75,7 +75,7 @@ for name in $STEPS; do
             step bench "$BENCH_S" "$PYTHON" bench/bench.py --device "$DEVICE" --no-ttq --out "$OUT/bench-gpu.md" ;;
         ladder)
             # shellcheck disable=SC2086  # SEEDS is a list
-            step ladder "$LADDER_S" "$PYTHON" runner.py --all --resume --profile "$PROFILE" --device "$DEVICE" \
+            step ladder "$LADDER_S" "$PYTHON" runner.py --ladder lecture --resume --profile "$PROFILE" --device "$DEVICE" \
                 --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS"
             written+=("$RESULTS/$PROFILE") ;;
         lecture)

@@ -40,6 +40,7 @@ def test_rehearsal_trains_and_packs_each_results_folder_once(tmp_path, corpus_pa
     assert any(name.endswith("smoke/ladder.csv") for name in names)
     assert any(name.endswith("smoke/runs/scaled/seed0/run.json") for name in names)
     assert not any(name.endswith(".pt") for name in names)  # checkpoints stay behind
+    assert not any("/runs/gelu/" in name for name in names)  # the GPU ladder is the lecture's nine rungs
     assert len(names) == len(set(names))  # PROFILE and LECTURE_PROFILE are the same folder here
 
 
