@@ -226,7 +226,7 @@ def _start_pool(ctx: RunContext, tasks: list[tuple[str, int]], jobs: int, cancel
         for task in tasks:
             run_ctx, stage, seed = task_run(ctx, task)
             options = dataclasses.replace(run_ctx.options, progress=False)
-            futures.append(pool.submit(_worker_train, options, dict(ctx.stages), ctx.fingerprint, stage, seed))
+            futures.append(pool.submit(_worker_train, options, dict(ctx.stages), dict(ctx.fingerprints), stage, seed))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -322,12 +322,13 @@ def _worker_init(threads: int, event, parent: int, progress, counter, device, gp
     threading.Thread(target=_WORKER_STOP.watch_parent, name="watch-parent", daemon=True).start()
 
 
-def _worker_train(options: RunOptions, stages: dict[str, Stage], fingerprint: str, stage: str, seed: int) -> bool:
+def _worker_train(options: RunOptions, stages: dict[str, Stage], fingerprints: dict[str, str], stage: str,
+                  seed: int) -> bool:
     """One (stage, seed) run in a worker process; errors come back as the exception itself."""
     if _WORKER_STOP.device is not None:
         options = dataclasses.replace(options, device=_WORKER_STOP.device)
     if "ctx" not in _WORKER_CONTEXTS:  # the corpus and device once per worker; each task brings its own options
-        _WORKER_CONTEXTS["ctx"] = open_context(options, stages, fingerprint)
+        _WORKER_CONTEXTS["ctx"] = open_context(options, stages, fingerprints)
     ctx = dataclasses.replace(_WORKER_CONTEXTS["ctx"], options=options)
     with _WORKER_STOP.busy:
         return not _WORKER_STOP() and train_run(ctx, stage, seed, _WORKER_STOP, _WORKER_STOP.progress)
@@ -410,12 +411,12 @@ def train_command(options: RunOptions, profile, stages, make_tasks, report, what
     from common.device import device_name
     from common.distributed import finish, join
     from common.io import remove_stale_temporaries
-    from common.run import RunContext, code_fingerprint
+    from common.run import RunContext, stage_fingerprints
 
     world, device = join(jobs, options.device)
     try:
         options = dataclasses.replace(options, corpus=corpus_id(options.data))  # another corpus: its own folder
-        ctx = RunContext(options, profile, stages, load_dataset(options.data), None, code_fingerprint(), world)
+        ctx = RunContext(options, profile, stages, load_dataset(options.data), None, stage_fingerprints(stages), world)
         tasks = make_tasks(options)
         device = check_runs(ctx, tasks, device)
         ctx = dataclasses.replace(ctx, device=device)

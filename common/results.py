@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from common.fingerprint import current_code
+
 
 def has_results(folder: Path) -> bool:
     return any(folder.glob("runs/*/seed*/run.json"))
@@ -43,15 +45,18 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
 
 
 def experiment_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run shares with every run of its experiment: code, corpus, precision asked, and its settings but
-    for those its profile gives its stage alone (scaled's size, the lecture's bigram learning rate)."""
+    """What a run shares with every run of its experiment: code (the checkout's for its stage, or another),
+    corpus, precision asked, and its settings but for those its profile gives its stage alone (scaled's size,
+    the lecture's bigram learning rate)."""
     from common.profiles import PROFILES
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
     profile = PROFILES.get(record.get("profile"))
     own = profile.stage_overrides.get(record["stage"], {}) if profile else {}
     model = record.get("model_config") if isinstance(record.get("model_config"), dict) else {}
     n_train = None if settings.get("train_chars") else record.get("train_chars_used")  # the training split's size
-    return {"code": record.get("code"), "corpus": (model.get("vocab_size"), n_train),
+    code = record.get("code")  # this checkout's code for its stage, or the other code that made it
+    return {"code": "current" if code is not None and code == current_code(record["stage"]) else code,
+            "corpus": (model.get("vocab_size"), n_train),
             "precision": settings.get("precision", "auto"),
             "settings": {k: v for k, v in settings.items() if k not in own}}
 

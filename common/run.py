@@ -13,7 +13,6 @@ this module never imports a stage or the command line.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
@@ -26,25 +25,11 @@ from typing import Any, Callable, Mapping
 
 from common.distributed import SINGLE, World
 from common.errors import LadderError
+from common.fingerprint import code_fingerprint, current_code
 from common.profiles import Profile, make_configs, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
-
-
-def code_fingerprint() -> str:
-    """A hash of the code that decides a run's numbers, ignoring comments and docstrings."""
-    files = sorted((ROOT / "stages").glob("*.py")) + [ROOT / "common" / n for n in ("train.py", "data.py", "config.py")]
-    digest = hashlib.sha256()
-    for path in files:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                    and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-        digest.update(path.name.encode() + ast.dump(tree).encode())
-    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -60,6 +45,12 @@ class Stage:
     @classmethod
     def from_module(cls, name: str, module) -> "Stage":
         return cls(name, module.Model, module.Config, module.ADDS, module.LECTURE_VAL_LOSS)
+
+
+def stage_fingerprints(stages: Mapping[str, Stage]) -> dict[str, str]:
+    """Each stage's code fingerprint by name: of its file stages/<name>.py (as common.results checks a saved run
+    against), or of its model's file for a stage that has none."""
+    return {name: current_code(name) or code_fingerprint(stage.Model) for name, stage in stages.items()}
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ class RunContext:
     stages: Mapping[str, Stage]  # in ladder order
     dataset: Any  # common.data.Dataset
     device: Any  # torch.device
-    fingerprint: str
+    fingerprints: Mapping[str, str]  # each stage's code fingerprint (stage_fingerprints)
     world: World = SINGLE  # the ranks of a torchrun launch; only rank 0 writes files
 
     @property
@@ -110,13 +101,13 @@ class RunContext:
         return results_folder(self.options.out, self.profile.name, self.options.overrides, self.options.corpus)
 
 
-def open_context(options: RunOptions, stages: Mapping[str, Stage], fingerprint: str) -> RunContext:
+def open_context(options: RunOptions, stages: Mapping[str, Stage], fingerprints: Mapping[str, str]) -> RunContext:
     """A RunContext from plain options: loads the corpus and picks the device."""
     from common.data import load_dataset
     from common.device import pick_device
     from common.profiles import get_profile
     return RunContext(options, get_profile(options.profile), stages, load_dataset(options.data),
-                      pick_device(options.device), fingerprint)
+                      pick_device(options.device), fingerprints)
 
 
 def stage_configs(profile: Profile, stage: Stage, overrides: Mapping[str, Any], dataset):
@@ -184,12 +175,13 @@ def run_key(ctx: RunContext, name: str, seed: int, settings: Mapping[str, Any]) 
     # The key holds the precision asked for: a run made with "auto" is a run of the same experiment whichever
     # precision a machine's probe chose (run.json keeps the one it used); an explicit precision must match.
     asked = settings.get("precision", "auto")
-    key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": ctx.fingerprint,
+    code = ctx.fingerprints[name]
+    key = hashlib.sha256(json.dumps({"stage": name, "seed": seed, "settings": settings, "code": code,
                                      "precision": asked, "vocabulary": ctx.dataset.tokenizer.chars,
                                      "n_train": len(ctx.dataset.train)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     data = hashlib.sha256(json.dumps([ctx.dataset.tokenizer.chars, len(ctx.dataset.train)]).encode()).hexdigest()[:16]
-    return key, {"settings": dict(settings), "seed": seed, "code": ctx.fingerprint, "precision": asked, "data": data}
+    return key, {"settings": dict(settings), "seed": seed, "code": code, "precision": asked, "data": data}
 
 
 def reused(ctx: RunContext, plan: RunPlan) -> bool:
@@ -397,7 +389,8 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "params": params, "world_size": ctx.world.world_size, "train_seconds": round(state.elapsed, 2),
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
-        "final": final, "best": best, "diverged": result.diverged, "code": ctx.fingerprint, "key_parts": plan.key_parts,
+        "final": final, "best": best, "diverged": result.diverged, "code": plan.key_parts["code"],
+        "key_parts": plan.key_parts,
         "train_chars_used": cfg.train_chars or len(ctx.dataset.train),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.errors import LadderError
-from common.run import Stage, code_fingerprint, run_dir
+from common.fingerprint import code_fingerprint, current_code
+from common.run import Stage, run_dir
 
 # weights/<stage>.safetensors travel with the results in git: a rung whose bf16 weights are larger
 # (the gpu profile's 4.8M-parameter rungs, the lecture's 10.8M GPT) keeps only its local checkpoint
@@ -107,7 +108,7 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
         return Trained(model, CharTokenizer(checkpoint["vocabulary"]), str(path),
                        "checkpoint" if checkpoint.get("complete") else "interrupted checkpoint", seed,
                        checkpoint["step"], curve[-1].get("val_loss"),
-                       staleness(path, (checkpoint.get("key_parts") or {}).get("code"), None, None))
+                       staleness(path, (checkpoint.get("key_parts") or {}).get("code"), None, None, stage))
     weights = weights_path(folder, stage.name)
     if weights.exists():
         tensors, meta = _read_weights(weights)
@@ -120,7 +121,7 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
         record = run_dir(folder, stage.name, meta["seed"]) / "run.json"
         return Trained(model, CharTokenizer(meta["vocabulary"]), str(weights), "committed weights, bf16",
                        meta["seed"], meta["step"], meta.get("val_loss"),
-                       staleness(weights, meta.get("code"), meta.get("key"), record))
+                       staleness(weights, meta.get("code"), meta.get("key"), record, stage))
     committed = (path.parent / "run.json").exists()
     other = elsewhere(folder, stage.name, profile)
     raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
@@ -157,11 +158,12 @@ def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
     return found
 
 
-def staleness(path: Path, code: str | None, key: str | None, record: Path | None) -> str:
-    """Why a checkpoint or weights file may not be what this checkout would train, or "" when it is."""
+def staleness(path: Path, code: str | None, key: str | None, record: Path | None, stage: Stage) -> str:
+    """Why a checkpoint or weights file of `stage` may not be what this checkout would train, or "" when it is."""
     from common.io import read_json
-    if code is not None and code != code_fingerprint():
-        return (f"{path} was trained by other code (fingerprint {code}, this checkout's is {code_fingerprint()}): "
+    current = current_code(stage.name) or code_fingerprint(stage.Model)
+    if code is not None and code != current:
+        return (f"{path} was trained by other code (fingerprint {code}, this checkout's is {current}): "
                 f"its text may not be what this code learns; retrain the stage with --force to refresh it")
     try:
         saved = read_json(record) if key is not None and record is not None and record.exists() else {}

@@ -54,12 +54,12 @@ def smoke_context(out, corpus_path, dataset=None, overrides=None, **options):
     """What the runner hands a run: the smoke profile on the CPU, results under `out`; other RunOptions
     fields (resume, force, ...) as keywords, and a loaded `dataset` to save reading the corpus again."""
     from common.profiles import get_profile
-    from common.run import RunContext, RunOptions, Stage, code_fingerprint
+    from common.run import RunContext, RunOptions, Stage, stage_fingerprints
     run_options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", progress=False,
                              **options)
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     return RunContext(run_options, get_profile("smoke"), stages, dataset or load_dataset(corpus_path),
-                      torch.device("cpu"), code_fingerprint())
+                      torch.device("cpu"), stage_fingerprints(stages))
 
 
 @pytest.fixture(scope="session")

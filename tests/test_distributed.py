@@ -73,7 +73,7 @@ def _rank_main(rank: int, port: int, out: str, corpus: str, resume: bool, stop_a
     from common.data import load_dataset
     from common.distributed import finish
     from common.profiles import get_profile
-    from common.run import RunContext, RunOptions, Stage, code_fingerprint, train_run
+    from common.run import RunContext, RunOptions, Stage, stage_fingerprints, train_run
     from stages import STAGES
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
@@ -83,7 +83,8 @@ def _rank_main(rank: int, port: int, out: str, corpus: str, resume: bool, stop_a
     options = RunOptions("smoke", {"max_iters": 120, "eval_interval": 20, "precision": "fp32"}, out, corpus, "cpu",
                          resume=resume, progress=False)
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    ctx = RunContext(options, get_profile("smoke"), stages, load_dataset(corpus), device, code_fingerprint(), world)
+    ctx = RunContext(options, get_profile("smoke"), stages, load_dataset(corpus), device, stage_fingerprints(stages),
+                     world)
     stop = _StopAfter(stop_after) if (rank == 1 and stop_after) else (lambda: False)
     finished = train_run(ctx, "residual", 0, stop)
     Path(report, f"rank{rank}.json").write_text(json.dumps({"finished": finished}))
