@@ -69,3 +69,9 @@ def current_code(stage_name: str) -> str | None:
     """This checkout's fingerprint of the stage named so (its file stages/<name>.py), None for no such file."""
     path = STAGES_DIR / f"{stage_name}.py"
     return code_fingerprint(path) if path.exists() else None
+
+
+def stage_code(name: str, model: type) -> str:
+    """The fingerprint a run of the stage `name` carries: of its file stages/<name>.py (as common.results checks a
+    saved run against), or of its model's file for a stage that has none."""
+    return current_code(name) or code_fingerprint(model)

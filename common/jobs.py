@@ -36,7 +36,6 @@ def training_tasks(ladders: dict[str, list[str]], order: list[str], chosen: list
             for seed in (seeds or sorted(set(wanted.get(stage) or profile.seeds)))]
 
 
-
 class Stop:
     """Ctrl-C or SIGTERM asks the current run to stop at the end of its step; a second one stops at once."""
 

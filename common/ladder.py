@@ -21,8 +21,6 @@ LADDER_ABOUT = {  # what each ladder's page says it is (the lecture's: the profi
 }
 
 
-
-
 def ladder_stages(stages: Mapping[str, Any], ladders: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Each ladder's stages, in order: {ladder name: {stage name: Stage}}."""
     return {name: {stage: stages[stage] for stage in rungs} for name, rungs in ladders.items()}

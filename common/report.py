@@ -65,8 +65,9 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     table = ladder_table(read.runs, list(stages), stage_info(stages))
     pointers = ladder_pointers(folder, table)  # rungs that did not help here, where a study shows them helping
     write_ladder(out, table, read.runs, profile, overrides, pointers, title, about)
+    name = "GPT Ladder" if title == "Loss ladder" else f"GPT Ladder, {title.lower()}"  # the default: the first ladder
     draw_ladder(table, read.curves, out / "loss_ladder.png",
-                title=f"{'GPT Ladder' if title == 'Loss ladder' else 'GPT Ladder, ' + title.lower()}, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(read.runs)} runs, "
+                title=f"{name}, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(read.runs)} runs, "
                       f"{int(table.seeds.max())} seed(s) per stage, {read.runs[0]['device_name']}",
                 show_lecture=profile.name == "lecture" and not overrides, notes=pointers)
     write_text(out / "samples.md", samples_page(read.shown, profile))

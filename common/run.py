@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from common.distributed import SINGLE, World
 from common.errors import LadderError
-from common.fingerprint import code_fingerprint, current_code
+from common.fingerprint import stage_code
 from common.profiles import Profile, make_configs, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,9 +48,8 @@ class Stage:
 
 
 def stage_fingerprints(stages: Mapping[str, Stage]) -> dict[str, str]:
-    """Each stage's code fingerprint by name: of its file stages/<name>.py (as common.results checks a saved run
-    against), or of its model's file for a stage that has none."""
-    return {name: current_code(name) or code_fingerprint(stage.Model) for name, stage in stages.items()}
+    """Each stage's code fingerprint (common.fingerprint.stage_code), by name."""
+    return {name: stage_code(name, stage.Model) for name, stage in stages.items()}
 
 
 @dataclass(frozen=True)

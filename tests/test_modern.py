@@ -369,8 +369,8 @@ def test_qk_norm_gives_unit_rms_queries_and_keys(scale):
 
 @pytest.mark.parametrize("stage", WITH_MUON, ids=WITH_MUON)
 def test_muon_takes_the_block_matrices_and_adamw_the_rest(stage):
-    """make_optimizer: Muon (the stage's BatchedMuon, a torch.optim.Muon) holds exactly the blocks' 2-D weights, AdamW every other parameter
-    (embeddings, head, norms, biases), each parameter exactly once; both follow the TrainConfig's rate and
+    """make_optimizer: Muon (the stage's BatchedMuon, a torch.optim.Muon) holds exactly the blocks' 2-D weights,
+    AdamW every other parameter (embeddings, head, norms, biases), each parameter exactly once; both follow the TrainConfig's rate and
     decay, Muon's scaled to AdamW's update size."""
     model = tiny_model(stage)
     train_config = TrainConfig(learning_rate=2e-3, weight_decay=0.05)

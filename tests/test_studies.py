@@ -3,8 +3,6 @@ smoke profile (trained, reused, redrawn, interrupted and resumed), the ladder's 
 and one `error:` line for every bad study name or value."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -17,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import runner
 from common.ladder import ladder_table
 from common.studies import STUDIES, crossovers, ladder_pointers, study_row
 from common.verdicts import BOTH_DIVERGED, CURED, DIVERGED, welch_interval
+from test_bad_input import assert_one_clear_line, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,16 +29,6 @@ def record(stage: str, seed: int, val: float, best: float | None = None, diverge
             "final": {"val_loss": val, "train_loss": val if train is None else train, "step": 100},
             "best": {"val_loss": val if best is None else best, "step": 50}, "diverged": diverged,
             "model_config": {"vocab_size": 65}}
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = runner.main([*args, "--no-progress"])
-        except SystemExit as exit:  # argparse's own errors (e.g. an unknown study name)
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -315,7 +303,5 @@ def test_an_interrupted_study_resumes(tmp_path, corpus_path):
 ])
 def test_bad_study_input_gets_one_error_line(args, message, tmp_path, corpus_path):
     code, out, err = run_main(*args, "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path))
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert_one_clear_line(code, err, message)
     assert not list(tmp_path.rglob("run.json"))  # nothing trained

@@ -3,35 +3,23 @@ each ladder's report goes, the studies whose points change the stage or switch a
 errors of the new flag."""
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-import runner
 from common.jobs import training_tasks
 from common.profiles import get_profile
 from common.run import Stage
 from common.studies import STUDIES, LeaveOneOut, Pieces, choose_studies, crossovers, study_tasks
 from stages import ALL_STAGE_NAMES as ALL_ORDER
 from stages import LADDERS, MODERN_LADDER, MODERN_LEFT_OUT, STAGE_NAMES, STAGES, predecessor
+from test_bad_input import assert_one_clear_line, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "results" / "cpu"
 ALL = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = runner.main([*args, "--no-progress"])
-        except SystemExit as exit:  # argparse's own errors
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
 
 
 # -- which runs a command trains -------------------------------------------------------------------------
@@ -67,9 +55,7 @@ def test_one_ladder_one_stage_and_explicit_seeds():
 ])
 def test_bad_ladder_input_gets_one_error_line(args, message, tmp_path, corpus_path):
     code, out, err = run_main(*args, "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path))
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert_one_clear_line(code, err, message)
     assert not list(tmp_path.rglob("run.json"))  # nothing trained
 
 
