@@ -25,14 +25,15 @@ from common.profiles import Profile
 def write_ladders(folder: Path, profile: Profile, ladders: Mapping[str, Mapping[str, Any]],
                   overrides: Mapping[str, Any] | None = None, about: Mapping[str, str] | None = None) -> None:
     """The report of every ladder with runs in `folder`: the first ladder's in the folder itself, each other's in
-    a subfolder named after it (results/cpu/modern/), its runs shared in `folder`/runs. A later ladder is
-    reported once a rung of its own (not of an earlier ladder) has runs."""
+    a subfolder named after it (results/cpu/modern/), its runs shared in `folder`/runs. A ladder is reported
+    once a rung of its own (not of an earlier ladder) has runs: training only modern rungs into a fresh folder
+    reports the modern ladder alone."""
     from common.results import has_runs
     earlier: set[str] = set()
     for i, (name, stages) in enumerate(ladders.items()):
         own = [stage for stage in stages if stage not in earlier]
         earlier.update(stages)
-        if i == 0 or has_runs(folder, own):
+        if has_runs(folder, own):
             write_report(folder, profile, stages, overrides, out=None if i == 0 else Path(folder) / name,
                          title="Loss ladder" if i == 0 else f"The {name} ladder", about=(about or {}).get(name, ""))
 

@@ -102,6 +102,17 @@ def test_a_ladder_without_runs_of_its_own_is_not_reported(tmp_path):
     assert (folder / "ladder.csv").exists() and not (folder / "modern").exists()
 
 
+def test_training_only_modern_rungs_into_a_fresh_folder_reports_the_modern_ladder_alone(tmp_path, corpus_path):
+    """`--stage gelu --out NEW` trains and reports the modern ladder (layernorm has no runs there): exit 0, no
+    lecture table, no "train first" error after the training."""
+    out = tmp_path / "out"
+    code, stdout, stderr = run_main("--profile", "smoke", "--stage", "gelu", "--seeds", "0", "--out", str(out),
+                                    "--data", str(corpus_path))
+    assert code == 0, stderr
+    assert list(pd.read_csv(out / "smoke" / "modern" / "ladder.csv").stage) == ["gelu"]
+    assert not (out / "smoke" / "ladder.csv").exists()
+
+
 # -- studies of pieces ------------------------------------------------------------------------------------
 
 def options(tmp_path):
