@@ -96,6 +96,10 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                      help="independent runs trained in parallel processes (default: one per CPU core on the "
                           "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
                           "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see docs/usage.md)")
+    how.add_argument("--compile", action="store_true",
+                     help="compile each model with torch.compile before training: faster steps on a GPU, after a "
+                          "compile of a minute or so (slower on the CPU, bench/RESULTS.md); the same runs, so a "
+                          "compiled run is reused by a command without --compile and the other way round")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
@@ -256,7 +260,7 @@ def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, repo
     from common.jobs import train_command
     from common.run import RunOptions
     options = RunOptions(profile.name, overrides, args.out, args.data, args.device, args.force, args.resume,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, compile=args.compile)
     finished, folder, is_main = train_command(options, profile, stages, make_tasks, report, what, stop,
                                               args.jobs, folder, desc)
     if finished:

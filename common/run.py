@@ -66,6 +66,7 @@ class RunOptions:
     progress: bool = True
     folder: str | None = None  # the results folder itself, when not <out>/<profile>[-<overrides>] (a study's point)
     corpus: str | None = None  # common.corpus.corpus_id(data): None for Tiny Shakespeare, else its own folder
+    compile: bool = False  # train torch.compile(model): the same run (not part of its key), faster steps on a GPU
 
 
 def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any], corpus: str | None = None) -> Path:
@@ -339,7 +340,8 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
         if progress is not None:
             progress.put((name, seed, st.step, st.curve[-1]["val_loss"], str(ctx.folder)))
 
-    result = train(model, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
+    stepped = torch.compile(model) if ctx.options.compile else model  # the same parameters, compiled graphs
+    result = train(stepped, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
                    progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
                    world=ctx.world)
     if result.diverged and ctx.world.is_main:
@@ -369,7 +371,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
     from common.generate import sample_text
     from common.io import write_json, write_text
     name, seed, cfg, mcfg = plan.stage.name, plan.seed, plan.train_config, plan.model_config
-    model, state = result.model, result.state
+    model, state = getattr(result.model, "_orig_mod", result.model), result.state  # the module itself, if compiled
     params = sum(p.numel() for p in model.parameters())
     tokenizer = ctx.dataset.tokenizer
     prompt = SAMPLE_PROMPT if all(ch in tokenizer.stoi for ch in SAMPLE_PROMPT) else ""
@@ -385,7 +387,8 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
         "device": str(ctx.device), "device_name": device_name(ctx.device), "precision": plan.precision,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "platform": platform.platform()},
-        "params": params, "world_size": ctx.world.world_size, "train_seconds": round(state.elapsed, 2),
+        "params": params, "world_size": ctx.world.world_size, "compiled": ctx.options.compile,
+        "train_seconds": round(state.elapsed, 2),
         "wall_seconds_this_session": round(result.wall_seconds, 2),
         "tokens_per_second": round(tokens_per_second, 1), "peak_memory_mb": round(peak_mb, 1),
         "final": final, "best": best, "diverged": result.diverged, "code": plan.key_parts["code"],

@@ -1,4 +1,5 @@
 """runner.py end to end, as a user runs it: real subprocesses on the smoke profile."""
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from stages import STAGE_NAMES
+from test_bad_input import run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +102,36 @@ def test_bad_input_gets_one_clear_line(tmp_path, corpus_path, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, corpus_path, monkeypatch):
+    """--compile trains torch.compile(model) (here with the eager backend: the real wrapper, no compile time): the
+    record says so, the checkpoint holds the plain module's weights (it loads into a fresh model), the sample
+    comes from the plain module, and the same run is reused without --compile."""
+    import torch
+
+    from common.checkpoint import load_checkpoint
+    from stages import STAGES
+    compiled = []
+    real_compile = torch.compile
+
+    def eager_compile(model, **kwargs):
+        compiled.append(model)
+        return real_compile(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    args = ["--profile", "smoke", "--stage", "mlp", "--seeds", "0", "--jobs", "1", "--data", str(corpus_path),
+            "--out", str(tmp_path)]
+    code, _, err = run_main(*args, "--compile")
+    assert code == 0, err
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "Model"  # the stage's own model was compiled
+    run = tmp_path / "smoke" / "runs" / "mlp" / "seed0"
+    record = json.loads((run / "run.json").read_text())
+    assert record["compiled"] is True
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    assert not any(k.startswith("_orig_mod") for k in checkpoint["model"])
+    from common.profiles import get_profile, make_configs, settings_for
+    config, _ = make_configs(STAGES["mlp"].Config, settings_for(get_profile("smoke"), "mlp"), 65)
+    STAGES["mlp"].Model(config).load_state_dict(checkpoint["model"])  # strict: the plain module's names
+    code, out, err = run_main(*args)
+    assert code == 0 and "reusing saved result" in out, err
