@@ -96,10 +96,8 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                      help="independent runs trained in parallel processes (default: one per CPU core on the "
                           "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
                           "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see docs/usage.md)")
-    how.add_argument("--compile", action="store_true",
-                     help="compile each model with torch.compile before training: faster steps on a GPU, after a "
-                          "compile of a minute or so (slower on the CPU, bench/RESULTS.md); the same runs, so a "
-                          "compiled run is reused by a command without --compile and the other way round")
+    how.add_argument("--compile", action="store_true", help="train torch.compile(model): faster GPU steps after "
+                     "a minute's compile (slower on the CPU); the same runs, reused with or without it")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")

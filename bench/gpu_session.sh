@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Issue 14's measurement on one lent NVIDIA GPU as one prepared command: device time is scarce, so
-# plan and rehearse it here (on the CPU, with a tiny profile), then run it once there.
+# The GPU measurements (issues 31 and 32) on one lent NVIDIA GPU as prepared commands: device time is
+# scarce (15 minutes a session, the machine's start included; 10 minutes a command), so plan and
+# rehearse here (on the CPU, with a tiny profile; tests/test_gpu_session.py), then run it there.
 #
 # On the GPU machine, from the repository root (its python3 has PyTorch, pandas, matplotlib, tqdm,
-# scipy and safetensors; no registry, no internet). The corpus must travel inside the checkout:
-# here, `mkdir -p .data && cp "$GPT_LADDER_DATA" .data/tinyshakespeare.txt` with `.data/` in
-# .git/info/exclude, and name `.data` in the call's carry. Then:
+# scipy and safetensors; no registry, no internet). What travels with the checkout, prepared here:
+#   .data/      the corpus: `mkdir -p .data && cp "$GPT_LADDER_DATA" .data/tinyshakespeare.txt`, with
+#               `.data/` in .git/info/exclude
+#   .nanogpt/   nanoGPT's scripts and data, for `versus` only: `python bench/versus_nanogpt.py prepare
+#               --nanogpt PATH` (PATH: a checkout of karpathy/nanoGPT, or its git folder)
+# and name them in the call's carry. Then, one call each (timeout_s 600):
 #
-#   bash bench/gpu_session.sh                      # every step, with the limits below
-#   STEPS="ladder" LADDER_S=540 bash bench/gpu_session.sh
+#   bash bench/gpu_session.sh                        # issue 31: info ladder lecture bench
+#   STEPS="versus" bash bench/gpu_session.sh         # issue 32, items 1 and 2: runner against nanoGPT
+#   STEPS="modern" bash bench/gpu_session.sh         # issue 32, item 3: the 2025 GPT at the lecture GPT's size
 #
 # Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
 # the start, so the whole, archive included, stays inside the device tool's 10 minutes a command):
@@ -16,19 +21,25 @@
 #   ladder   runner.py --ladder lecture --profile gpu, SEEDS, JOBS runs side by side on the GPU  (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
+#   versus   bench/versus_nanogpt.py run: nanoGPT's train.py and the runner at the lecture GPT, with and
+#            without torch.compile (VERSUS_COMPILE: both, on or off), VERSUS_ITERS steps; its own table
+#            (versus-nanogpt.md) and log in $OUT                                               (VERSUS_S)
+#   modern   runner.py --profile lecture --stage MODERN_STAGE --set MODERN_SET: the top modern rung at
+#            the lecture GPT's size and recipe, SEEDS, beside the `lecture` step's scaled runs   (MODERN_S)
 # The issue's results first: the benchmark gets what time is left, up to BENCH_S.
 # Each training step runs with --resume: a second call continues an interrupted run where the
-# machine still holds its checkpoint (a fresh machine starts bare). Device time is 15 minutes a
-# session, the machine's start included, and a machine stays warm 30 s after a call: make the first
-# call with timeout_s 600; if a step was cut short, call again at once with what the status says is
-# left, e.g. `TOTAL_S=150 bash bench/gpu_session.sh`. Checkpoints (*.pt) are ignored files, so a warm
-# machine keeps them, and --resume rebuilds a finished run's record from its checkpoint.
-# Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, and results.tar.gz with
-# the results folders it wrote (records, curves, samples, tables, charts; no checkpoints).
+# machine still holds its checkpoint (a fresh machine starts bare); a machine stays warm 30 s after
+# a call. If a step was cut short, call again at once with what the status says is left, e.g.
+# `TOTAL_S=150 bash bench/gpu_session.sh`. Checkpoints (*.pt) are ignored files, so a warm machine
+# keeps them, and --resume rebuilds a finished run's record from its checkpoint.
+# Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, versus-nanogpt.md and .log,
+# and results.tar.gz with the results folders it wrote (records, curves, samples, tables, charts; no
+# checkpoints).
 #
 # Rehearsal on the CPU (about a minute), into scratch folders:
 #   PYTHON=.venv/bin/python PROFILE=smoke LECTURE_PROFILE=smoke DEVICE=cpu RESULTS=/tmp/rehearsal \
-#   OUT=/tmp/rehearsal-out GPT_LADDER_DATA=data/tinyshakespeare.txt bash bench/gpu_session.sh
+#   OUT=/tmp/rehearsal-out GPT_LADDER_DATA=data/tinyshakespeare.txt VERSUS_ARGS=--tiny MODERN_SET= \
+#   bash bench/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +52,14 @@ JOBS=${JOBS:-3}
 BENCH_S=${BENCH_S:-90}
 LADDER_S=${LADDER_S:-330}
 LECTURE_S=${LECTURE_S:-150}
+VERSUS_S=${VERSUS_S:-520}
+VERSUS_COMPILE=${VERSUS_COMPILE:-both}
+VERSUS_ITERS=${VERSUS_ITERS:-5000}
+VERSUS_ARGS=${VERSUS_ARGS:-}  # more options of bench/versus_nanogpt.py run (the rehearsal: --tiny)
+MODERN_S=${MODERN_S:-400}
+MODERN_STAGE=${MODERN_STAGE:-qk_norm}
+# the lecture GPT's size and recipe (common/profiles.py LECTURE_GPT), the modern ladder's rungs have no dropout
+MODERN_SET=${MODERN_SET-"block_size=256 n_embd=384 n_head=6 n_layer=6 batch_size=64 learning_rate=3e-4 init=gpt2"}
 TOTAL_S=${TOTAL_S:-560}  # the whole script, inside the device tool's 600 s a command
 OUT=${OUT:-./gpu-out}
 RESULTS=${RESULTS:-results}  # the runner's --out
@@ -49,6 +68,8 @@ export GPT_LADDER_DATA=${GPT_LADDER_DATA:-.data/tinyshakespeare.txt}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 log="$OUT/session.log"
+started="$OUT/.started"  # folders changed after it are this call's
+touch "$started"
 written=()
 
 step() {  # step NAME LIMIT COMMAND...: run it under its limit, log its output and its wall time
@@ -83,8 +104,22 @@ for name in $STEPS; do
             step lecture "$LECTURE_S" "$PYTHON" runner.py --stage scaled --resume --profile "$LECTURE_PROFILE" \
                 --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS"
             written+=("$RESULTS/$LECTURE_PROFILE") ;;
+        versus)
+            # shellcheck disable=SC2086  # VERSUS_ARGS is a list
+            step versus "$VERSUS_S" "$PYTHON" bench/versus_nanogpt.py run --device "$DEVICE" --python "$PYTHON" \
+                --compile "$VERSUS_COMPILE" --iters "$VERSUS_ITERS" --budget $((VERSUS_S - 20)) \
+                --out "$OUT/versus-nanogpt.md" $VERSUS_ARGS ;;
+        modern)
+            sets=()
+            for setting in $MODERN_SET; do sets+=(--set "$setting"); done
+            # shellcheck disable=SC2086
+            step modern "$MODERN_S" "$PYTHON" runner.py --stage "$MODERN_STAGE" --resume --profile "$LECTURE_PROFILE" \
+                --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS" "${sets[@]}"
+            for folder in "$RESULTS/$LECTURE_PROFILE" "$RESULTS/$LECTURE_PROFILE"-*; do  # -<hash of the --set>
+                [ -d "$folder" ] && [ "$folder" -nt "$started" ] && written+=("$folder")
+            done ;;
         *)
-            echo "unknown step '$name': choose from info ladder lecture bench" | tee -a "$log"
+            echo "unknown step '$name': choose from info ladder lecture bench versus modern" | tee -a "$log"
             exit 2 ;;
     esac
 done

@@ -1,4 +1,4 @@
-"""bench/gpu_session.sh, issue 14's prepared GPU command, rehearsed on the CPU with the smoke profile.
+"""bench/gpu_session.sh, the prepared GPU commands (issues 31 and 32), rehearsed on the CPU with the smoke profile.
 
 Device time is scarce: a script that broke since it was last run would waste it, so its steps, its
 time budget and its archive are checked here, where they cost nothing.
@@ -55,3 +55,26 @@ def test_no_step_runs_past_the_total_budget(tmp_path, corpus_path):
     assert "== info: skipped" in log and "== ladder: skipped" in log
     assert not (out / "results.tar.gz").exists()
     assert not (tmp_path / "results").exists()
+
+
+def test_rehearsal_of_issue_32s_steps(tmp_path, corpus_path):
+    """versus (against a stand-in for nanoGPT's train.py: tests/test_versus_nanogpt.py) writes its table into
+    $OUT; modern trains the top modern rung with the --set given and packs that folder."""
+    from test_versus_nanogpt import STAND_IN
+    from bench.versus_nanogpt import NANOGPT_FILES
+    nanogpt = tmp_path / "nanogpt"
+    for name in NANOGPT_FILES:
+        (nanogpt / name).parent.mkdir(parents=True, exist_ok=True)
+        (nanogpt / name).write_text(STAND_IN if name == "train.py" else "# stand-in\n")
+    result, out = session(tmp_path, corpus_path, STEPS="versus modern", VERSUS_COMPILE="off", VERSUS_ITERS="200",
+                          VERSUS_ARGS=f"--tiny --eval-interval 100 --eval-iters 2 --nanogpt-dir {nanogpt}",
+                          MODERN_SET="n_layer=1")
+    assert result.returncode == 0, result.stderr
+    log = (out / "session.log").read_text()
+    assert "== versus: exit 0" in log and "== modern: exit 0" in log, log[-2000:]
+    table = (out / "versus-nanogpt.md").read_text()
+    assert "| nanoGPT | no |" in table and "| runner | no |" in table
+    with tarfile.open(out / "results.tar.gz") as archive:
+        names = archive.getnames()
+    assert any("/smoke-" in name and name.endswith("runs/qk_norm/seed0/run.json") for name in names), names
+    assert not any(name.endswith(".pt") for name in names)

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""The lecture's GPT trained by this project's runner and by nanoGPT's own train.py, side by side.
+
+    python bench/versus_nanogpt.py prepare --nanogpt PATH   # nanoGPT's scripts and data -> .nanogpt/ (ignored)
+    python bench/versus_nanogpt.py run --device cuda        # both, with and without torch.compile, alternating
+    python bench/versus_nanogpt.py run --device cpu --tiny  # the rehearsal: a tiny model, a minute on a CPU
+
+`prepare` copies nanoGPT's train.py, model.py, configurator.py and config/train_shakespeare_char.py from a
+checkout of karpathy/nanoGPT (a work tree, or a git directory without one) into `.nanogpt/`, and writes its
+`data/shakespeare_char/` (train.bin, val.bin, meta.pkl) from this project's corpus the way nanoGPT's
+prepare.py does (sorted characters, the first 90% for training, uint16 ids): the same split as the
+project's. Nothing of nanoGPT is committed here; name `.nanogpt` in a device call's carry.
+
+`run` trains, in turn, `python train.py config/train_shakespeare_char.py` in `.nanogpt/` and
+`python runner.py --profile lecture --stage scaled` with nanoGPT's schedule set (`--set`: learning rate
+1e-3, 100 warm-up steps, cosine to 1e-4 at the last step, clip 1.0, weight decay 0.1, an evaluation of 200
+batches per split every 250 steps): the same size (6 layers, 6 heads, n_embd 384, context 256, batch 64,
+dropout 0.2) and steps. What still differs is written under the table: the models themselves (nanoGPT's
+has GELU, no biases and a token table shared with the output layer; the lecture's has ReLU, biases and
+separate tables), AdamW's beta2 (0.99 there, 0.999 here), weight decay on every parameter here (matrices
+only there), the warm-up's first step, and the last validation loss (nanoGPT's is a 200-batch estimate,
+the project's the whole split).
+
+Each run is a child process on a pseudo-terminal, every line of its output time-stamped from the moment
+it was started, so both tools are measured the same way from outside:
+- **ms/step**: steps over wall time between evaluations (the stretches from one evaluation to the next,
+  the evaluations themselves left out; the first stretch left out too, as warm-up and compilation),
+  from nanoGPT's "iter N" lines and the runner's progress bar;
+- **tokens/s** = batch x context / (ms/step); **MFU**: tokens/s x training FLOPs per token (6 N + 12 L H Q
+  T, nanoGPT's estimate_mfu, N the parameters that multiply: the embedding tables left out, a shared
+  output layer counted) over the peak (`--peak-tflops`, default 790: an H200's bf16 peak measured on it);
+- **s to target**: seconds from the process's start to the end of the first evaluation at or under
+  `--target` (1.48, the lecture's);
+- **peak MB**: torch.cuda.max_memory_allocated (the runner's run.json; nanoGPT's through a wrapper that
+  prints it when its train.py returns); **val at end**: the last evaluation's validation loss.
+Each run has its own time limit and the whole a `--budget`: a run cut short keeps what it measured, and
+the table (`--out`, default .nanogpt/versus-nanogpt.md) is rewritten after every run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pickle
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NANOGPT_FILES = ["train.py", "model.py", "configurator.py", "config/train_shakespeare_char.py"]
+LECTURE_GPT = dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, dropout=0.2)
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, dropout=0.2)
+# nanoGPT's config/train_shakespeare_char.py, as the runner's settings (what it cannot set is said in the note)
+SCHEDULE = dict(learning_rate=1e-3, warmup_iters=100, lr_decay=True, min_lr_ratio=0.1, grad_clip=1.0,
+                weight_decay=0.1)
+# nanoGPT's train.py run as a script, then its peak GPU memory printed (train.py ends without printing it)
+WRAPPER = ("import runpy, sys, torch; sys.argv = ['train.py'] + sys.argv[1:]; runpy.run_path('train.py', "
+           "run_name='__main__'); torch.cuda.is_available() and print('peak_memory_mb', "
+           "torch.cuda.max_memory_allocated() / 2**20)")
+
+
+# -- prepare ------------------------------------------------------------------------------------------------
+
+def nanogpt_file(source: Path, name: str) -> bytes:
+    """A file of nanoGPT from a work tree, or from a git directory's HEAD."""
+    if (source / name).is_file():
+        return (source / name).read_bytes()
+    shown = subprocess.run(["git", "--git-dir", str(source), "show", f"HEAD:{name}"], capture_output=True)
+    if shown.returncode != 0:
+        raise SystemExit(f"error: {source} has no {name}: give a checkout of karpathy/nanoGPT (or its .git folder)")
+    return shown.stdout
+
+
+def prepare(source: Path, dest: Path, corpus: str | None) -> None:
+    import numpy as np
+
+    from common.corpus import read_corpus
+    for name in NANOGPT_FILES:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(nanogpt_file(source, name))
+    text = read_corpus(corpus)
+    chars = sorted(set(text))
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    n = int(len(text) * 0.9)  # nanoGPT's split, the project's too (common.data.make_dataset)
+    data = dest / "data" / "shakespeare_char"
+    data.mkdir(parents=True, exist_ok=True)
+    np.array([stoi[c] for c in text[:n]], dtype=np.uint16).tofile(data / "train.bin")
+    np.array([stoi[c] for c in text[n:]], dtype=np.uint16).tofile(data / "val.bin")
+    with open(data / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
+    print(f"wrote {dest}: {', '.join(NANOGPT_FILES)}; data/shakespeare_char: {n:,} training and "
+          f"{len(text) - n:,} validation characters, vocabulary {len(chars)}")
+
+
+# -- one run, timed from outside ----------------------------------------------------------------------------
+
+@dataclass
+class Timed:
+    """A child process's output, each piece (a line, or a progress bar's redraw) with its seconds since start."""
+    pieces: list[tuple[float, str]] = field(default_factory=list)
+    wall: float = 0.0
+    returncode: int | None = None
+    cut_short: bool = False
+
+
+def run_timed(cmd: list[str], cwd: Path, limit: float, log) -> Timed:
+    """Run cmd on a pseudo-terminal (line-buffered output, progress bars drawn) for at most `limit` seconds."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # wide: no bar cut short
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    start = time.monotonic()
+    # the child a little nicer than this reader, so its output is read (and time-stamped) as it comes even when
+    # its threads fill every core (a CPU run); on a GPU machine the cores are idle and it changes nothing
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                            start_new_session=True, preexec_fn=lambda: os.nice(5))
+    os.close(slave)
+    out, pending = Timed(), ""
+    while True:
+        left = limit - (time.monotonic() - start)
+        if left <= 0:  # SIGTERM first: the runner stops at the end of a step and saves its checkpoint
+            out.cut_short = True
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            break
+        ready, _, _ = select.select([master], [], [], min(left, 1.0))
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed its side
+            data = b""
+        if not data:
+            break
+        now = time.monotonic() - start
+        log.write(data.decode(errors="replace"))
+        *done, pending = re.split(r"[\r\n]", pending + data.decode(errors="replace"))
+        out.pieces += [(now, piece) for piece in done if piece.strip()]
+    os.close(master)
+    out.returncode = proc.wait()
+    out.wall = time.monotonic() - start
+    return out
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def nanogpt_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
+    """([(step, seconds)], [(step, seconds, val_loss)]) from nanoGPT's "iter N: ..." and "step N: ..." lines."""
+    steps, evals = [], []
+    for t, piece in timed.pieces:
+        piece = ANSI.sub("", piece)
+        if m := re.match(r"\s*iter (\d+): loss", piece):
+            steps.append((int(m[1]), t))
+        elif m := re.match(r"\s*step (\d+): train loss [\d.]+, val loss ([\d.]+)", piece):
+            evals.append((int(m[1]), t, float(m[2])))
+    return steps, evals
+
+
+def runner_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
+    """The same from the runner's bars: a run's "n/total [" and the ladder bar's "step N val X" after each evaluation."""
+    steps, evals = [], []
+    for t, piece in timed.pieces:
+        piece = ANSI.sub("", piece)
+        if m := re.search(r"\| *(\d+)/(\d+) \[", piece):
+            steps.append((int(m[1]), t))
+        if (m := re.search(r"step (\d+) val ([\d.]+)", piece)) and not any(e[0] == int(m[1]) for e in evals):
+            evals.append((int(m[1]), t, float(m[2])))
+    return steps, evals
+
+
+def ms_per_step(steps: list[tuple[int, float]], eval_interval: int,
+                evals: list[tuple[int, float, float]] = ()) -> float | None:
+    """Wall ms per step between evaluations: within each stretch k*E < step < (k+1)*E (k >= 1: the first stretch
+    holds the warm-up and the compilation), the seconds from its first sample to its last over the steps between.
+    A sample that reached us only with the next evaluation's report (a progress bar's last redraw before an
+    evaluation can come out after it) is left out: its time is the evaluation's end, not its own."""
+    ends = {step: t for step, t, _ in evals}
+    seconds, count = 0.0, 0
+    by_stretch: dict[int, list[tuple[int, float]]] = {}
+    for n, t in steps:
+        k = n // eval_interval
+        if n % eval_interval and t < ends.get((k + 1) * eval_interval, math.inf):
+            by_stretch.setdefault(k, []).append((n, t))
+    for k, samples in by_stretch.items():
+        if k >= 1 and len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+            seconds += samples[-1][1] - samples[0][1]
+            count += samples[-1][0] - samples[0][0]
+    return 1e3 * seconds / count if count else None
+
+
+# -- the two tools ------------------------------------------------------------------------------------------
+
+def nanogpt_flops_per_token(size: dict, vocab: int = 65) -> float:
+    """6 N + 12 L H Q T for nanoGPT's model (bias=False): N = its parameters without the position table (the
+    token table is the output layer too), as its get_num_params counts them."""
+    L, C, T = size["n_layer"], size["n_embd"], size["block_size"]
+    n = L * (12 * C * C + 2 * C) + C + vocab * C  # per block: ln_1, qkv, proj, ln_2, fc, proj; ln_f; wte
+    return 6 * n + 12 * L * C * T
+
+
+def runner_flops_per_token(size: dict, vocab: int = 65) -> float:
+    from bench.measure import training_flops_per_token
+    from common.profiles import get_profile, make_configs, settings_for
+    from stages import STAGES
+    settings = {**settings_for(get_profile("lecture"), "scaled"), **size}
+    config, _ = make_configs(STAGES["scaled"].Config, settings, vocab)
+    return training_flops_per_token(STAGES["scaled"].Model(config), config.block_size)[1]
+
+
+def nanogpt_command(python: str, size: dict, iters: int, eval_interval: int, eval_iters: int, device: str,
+                    compiled: bool, out_dir: str) -> list[str]:
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    args = {**size, **dict(max_iters=iters, lr_decay_iters=iters, eval_interval=eval_interval,
+                           eval_iters=eval_iters, log_interval=10, device=device, dtype=dtype, compile=compiled,
+                           out_dir=out_dir)}
+    return [python, "-c", WRAPPER, "config/train_shakespeare_char.py", *(f"--{k}={v}" for k, v in args.items())]
+
+
+def runner_command(python: str, size: dict, iters: int, eval_interval: int, eval_iters: int, device: str,
+                   compiled: bool, out_dir: str) -> list[str]:
+    settings = {**size, **SCHEDULE, **dict(max_iters=iters, eval_interval=eval_interval, eval_iters=eval_iters)}
+    sets = [a for k, v in settings.items() for a in ("--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}")]
+    return [python, str(ROOT / "runner.py"), "--profile", "lecture", "--stage", "scaled", "--seeds", "0",
+            "--device", device, "--jobs", "1", "--force", "--out", out_dir, *sets, *(["--compile"] if compiled else [])]
+
+
+def measure(tool: str, compiled: bool, args, size: dict, limit: float, log) -> dict:
+    """One run of one tool: its row of the table."""
+    scratch = tempfile.mkdtemp(prefix=f"versus-{tool}-")
+    make = nanogpt_command if tool == "nanoGPT" else runner_command
+    cmd = make(args.python, size, args.iters, args.eval_interval, args.eval_iters, args.device, compiled, scratch)
+    log.write(f"\n== {tool}, compile {compiled}: {' '.join(cmd)}\n")
+    timed = run_timed(cmd, args.nanogpt_dir if tool == "nanoGPT" else ROOT, limit, log)
+    steps, evals = (nanogpt_progress if tool == "nanoGPT" else runner_progress)(timed)
+    ms = ms_per_step(steps, args.eval_interval, evals)
+    tokens = size["batch_size"] * size["block_size"] / (ms / 1e3) if ms else None
+    flops = (nanogpt_flops_per_token if tool == "nanoGPT" else runner_flops_per_token)(size)
+    peak = None
+    if tool == "nanoGPT":
+        peak = next((float(p.split()[-1]) for _, p in timed.pieces if p.startswith("peak_memory_mb")), None)
+    else:
+        records = list(Path(scratch).glob("*/runs/scaled/seed0/run.json"))
+        if records:
+            peak = json.loads(records[0].read_text()).get("peak_memory_mb")
+    reached = next((t for _, t, val in evals if val <= args.target), None)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return dict(tool=tool, compiled=compiled, ms=ms, tokens=tokens,
+                mfu=100 * tokens * flops / (args.peak_tflops * 1e12) if tokens and args.peak_tflops else None,
+                peak_mb=peak, last_step=evals[-1][0] if evals else None, val=evals[-1][2] if evals else None,
+                to_target=reached, wall=timed.wall, exit=timed.returncode, cut_short=timed.cut_short)
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+
+def _fmt(value, spec: str) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
+    lines = [f"# The lecture's GPT: this project's runner against nanoGPT's train.py\n",
+             f"{machine}. `python bench/versus_nanogpt.py run {' '.join(args.argv)}`: {args.iters} steps, batch "
+             f"{size['batch_size']}, context {size['block_size']}, {size['n_layer']} layers, {size['n_head']} heads, "
+             f"n_embd {size['n_embd']}, dropout {size['dropout']}; nanoGPT's schedule for both (lr 1e-3, 100 warm-up "
+             f"steps, cosine to 1e-4, clip 1.0, weight decay 0.1), an evaluation every {args.eval_interval} steps "
+             f"({args.eval_iters} batches a split). MFU against {args.peak_tflops:g} TFLOP/s.\n",
+             "| tool | torch.compile | ms/step | tokens/s | MFU % | peak MB | last eval step | val at end | "
+             f"s to val {args.target} | wall s | exit |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['tool']} | {'yes' if r['compiled'] else 'no'} | {_fmt(r['ms'], '.2f')} | "
+                     f"{_fmt(r['tokens'], ',.0f')} | {_fmt(r['mfu'], '.1f')} | {_fmt(r['peak_mb'], ',.0f')} | "
+                     f"{_fmt(r['last_step'], 'd')} | {_fmt(r['val'], '.4f')} | "
+                     f"{_fmt(r['to_target'], '.1f') or 'not reached'} | {r['wall']:.1f} | "
+                     f"{'cut short' if r['cut_short'] else r['exit']} |")
+    for compiled in (False, True):
+        ours = [r["tokens"] for r in rows if r["tool"] == "runner" and r["compiled"] == compiled and r["tokens"]]
+        theirs = [r["tokens"] for r in rows if r["tool"] == "nanoGPT" and r["compiled"] == compiled and r["tokens"]]
+        if ours and theirs:
+            lines.append(f"\nWith{'' if compiled else 'out'} torch.compile: the runner's tokens/s "
+                         f"{statistics.median(ours) / statistics.median(theirs):.2f}x nanoGPT's (medians).")
+    lines.append("\nStill different between the two: the models (nanoGPT's: GELU, no biases, the token table shared "
+                 "with the output layer, fused attention; the lecture's `scaled`: ReLU, biases, separate tables, "
+                 "PyTorch's fused attention with the `lecture` profile), AdamW's beta2 (0.99 there, 0.999 here), "
+                 "weight decay (matrices only there, every parameter here), the warm-up's first step (lr/101 there, "
+                 "lr/100 here), and the last validation loss (a 200-batch estimate there, the whole split here).\n")
+    return "\n".join(lines)
+
+
+def machine_name(device: str) -> str:
+    import platform
+
+    import torch
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, PyTorch {torch.__version__}"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), PyTorch {torch.__version__}"
+
+
+def run(args) -> None:
+    size = dict(TINY if args.tiny else LECTURE_GPT)
+    if not (args.nanogpt_dir / "train.py").is_file():
+        raise SystemExit(f"error: no nanoGPT in {args.nanogpt_dir}: run `python bench/versus_nanogpt.py prepare "
+                         f"--nanogpt PATH` first")
+    modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    start, rows = time.monotonic(), []
+    machine = machine_name(args.device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".log"), "w") as log:
+        for round_ in range(args.rounds):
+            tools = ["nanoGPT", "runner"] if round_ % 2 == 0 else ["runner", "nanoGPT"]  # alternate who goes first
+            for compiled in modes:
+                for tool in tools:
+                    left = args.budget - (time.monotonic() - start)
+                    if left < 30:
+                        print(f"{tool}, compile {compiled}: skipped, {left:.0f} s left of --budget {args.budget}")
+                        continue
+                    print(f"{tool}, compile {compiled} (limit {min(args.run_limit, left):.0f} s) ...", flush=True)
+                    row = measure(tool, compiled, args, size, min(args.run_limit, left), log)
+                    rows.append(row)
+                    print("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("tool", "compiled")),
+                          flush=True)
+                    out.write_text(markdown(rows, args, size, machine))
+    print(f"wrote {out} (and the runs' output in {out.with_suffix('.log')})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="nanoGPT's scripts and data into --nanogpt-dir")
+    prep.add_argument("--nanogpt", required=True, type=Path, help="a checkout of karpathy/nanoGPT, or its .git folder")
+    prep.add_argument("--data", help="the corpus (default: as the runner finds it)")
+    prep.add_argument("--nanogpt-dir", type=Path, default=ROOT / ".nanogpt")
+    r = sub.add_parser("run", help="train both, alternating, and write the table")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--tiny", action="store_true", help="a tiny model (the rehearsal on a CPU)")
+    r.add_argument("--iters", type=int, default=5000)
+    r.add_argument("--eval-interval", type=int, default=250)
+    r.add_argument("--eval-iters", type=int, default=200)
+    r.add_argument("--compile", choices=["both", "on", "off"], default="both")
+    r.add_argument("--rounds", type=int, default=1)
+    r.add_argument("--target", type=float, default=1.48)
+    r.add_argument("--peak-tflops", type=float, default=790.0)
+    r.add_argument("--run-limit", type=float, default=300.0, help="seconds a run may take")
+    r.add_argument("--budget", type=float, default=520.0, help="seconds for everything")
+    r.add_argument("--python", default=sys.executable)
+    r.add_argument("--nanogpt-dir", type=Path, default=ROOT / ".nanogpt")
+    r.add_argument("--out", default=str(ROOT / ".nanogpt" / "versus-nanogpt.md"), help="the table (its runs' "
+                   "output beside it, .log)")
+    args = p.parse_args(argv)
+    if args.command == "prepare":
+        return prepare(args.nanogpt, args.nanogpt_dir, args.data)
+    args.argv = argv[1:]
+    # nanoGPT runs in its own folder: a relative path to python (.venv/bin/python) would not be found from there
+    args.python = os.path.abspath(args.python) if os.sep in args.python else shutil.which(args.python) or args.python
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""bench/versus_nanogpt.py, rehearsed on the CPU: `prepare` writes nanoGPT's data as the project splits it, and
+`run` times both tools from outside (a stand-in for nanoGPT's train.py that prints its log lines, and the real
+runner on a tiny model), parses their progress and writes the table."""
+from __future__ import annotations
+
+import pickle
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import versus_nanogpt as versus
+from common.data import load_dataset
+
+# Prints what nanoGPT's train.py prints (config/train_shakespeare_char.py's log_interval 10), a step taking ~3 ms.
+STAND_IN = textwrap.dedent('''
+    import sys, time
+    args = dict(a[2:].split("=", 1) for a in sys.argv[2:])
+    iters, every = int(args["max_iters"]), int(args["eval_interval"])
+    for it in range(iters + 1):
+        if it % every == 0:
+            time.sleep(0.05)
+            print(f"step {it}: train loss {4 - it / iters:.4f}, val loss {4.1 - it / iters:.4f}")
+        time.sleep(0.003)
+        if it % 10 == 0:
+            print(f"iter {it}: loss {4 - it / iters:.4f}, time 3.00ms, mfu 0.00%")
+''')
+
+
+@pytest.fixture
+def stand_in(tmp_path) -> Path:
+    folder = tmp_path / "nanogpt"
+    for name in versus.NANOGPT_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(STAND_IN if name == "train.py" else "# stand-in\n")
+    return folder
+
+
+def test_prepare_writes_nanogpts_data_with_the_projects_split(stand_in, tmp_path, corpus_path):
+    dest = tmp_path / "prepared"
+    versus.prepare(stand_in, dest, str(corpus_path))
+    assert (dest / "train.py").read_text() == STAND_IN
+    data = dest / "data" / "shakespeare_char"
+    meta = pickle.loads((data / "meta.pkl").read_bytes())
+    ours = load_dataset(corpus_path)
+    assert meta["vocab_size"] == len(ours.tokenizer.chars) == 65
+    assert "".join(meta["itos"][i] for i in range(65)) == "".join(ours.tokenizer.chars)
+    train = np.fromfile(data / "train.bin", dtype=np.uint16)
+    val = np.fromfile(data / "val.bin", dtype=np.uint16)
+    assert np.array_equal(train, ours.train.numpy()) and np.array_equal(val, ours.val.numpy())
+
+
+def test_prepare_without_nanogpt_says_what_to_give(tmp_path, corpus_path):
+    with pytest.raises(SystemExit, match="has no train.py: give a checkout of karpathy/nanoGPT"):
+        versus.prepare(tmp_path / "nothing", tmp_path / "prepared", str(corpus_path))
+
+
+def test_ms_per_step_leaves_out_the_evaluations_and_the_first_stretch():
+    # 2 ms a step, an evaluation of 1 s at every multiple of 100, the first stretch 10x slower (compiling)
+    samples, t = [], 0.0
+    for n in range(1, 401):
+        t += 0.02 if n < 100 else 0.002
+        if n % 100 == 0:
+            t += 1.0
+        samples.append((n, t))
+    assert versus.ms_per_step(samples, 100) == pytest.approx(2.0)
+    assert versus.ms_per_step(samples[:50], 100) is None  # nothing after the first stretch
+    # a bar's last redraw before an evaluation read only with the evaluation's report: left out, not 1 s long
+    late = [(n, t) for n, t in samples if n != 199] + [(199, samples[199][1] + 0.5)]
+    evals = [(200, samples[199][1] + 0.5, 3.0)]
+    assert versus.ms_per_step(sorted(late), 100) > 2.5
+    assert versus.ms_per_step(sorted(late), 100, evals) == pytest.approx(2.0)
+
+
+def test_run_times_both_tools_and_writes_the_table(stand_in, tmp_path, corpus_path, monkeypatch):
+    monkeypatch.setenv("GPT_LADDER_DATA", str(corpus_path))
+    out = tmp_path / "versus.md"
+    versus.main(["run", "--device", "cpu", "--tiny", "--iters", "300", "--eval-interval", "100", "--eval-iters",
+                 "2", "--compile", "off", "--target", "3.5", "--nanogpt-dir", str(stand_in), "--out", str(out)])
+    table = out.read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| nanoGPT") or line.startswith("| runner")}
+    assert set(rows) == {"nanoGPT", "runner"}
+    for tool, cells in rows.items():
+        compiled, ms, tokens, _, _, last_step, val, to_target, wall, exit_ = cells
+        assert compiled == "no" and float(ms) > 0 and last_step == "300" and exit_ == "0", (tool, cells)
+        assert float(tokens.replace(",", "")) == pytest.approx(8 * 32 / (float(ms) / 1e3), rel=0.01)
+    assert float(rows["nanoGPT"][1]) >= 3.0  # the stand-in sleeps 3 ms a step
+    assert float(rows["nanoGPT"][6]) == pytest.approx(3.1)  # its last "val loss"
+    assert float(rows["nanoGPT"][7]) < float(rows["nanoGPT"][8])  # 3.5 reached (at step 100) before the end
+    assert "tokens/s" in table and "Still different between the two" in table
+    assert "== runner, compile False" in out.with_suffix(".log").read_text()
+
+
+def test_run_without_prepare_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="run `python bench/versus_nanogpt.py prepare"):
+        versus.main(["run", "--device", "cpu", "--nanogpt-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x.md")])
