@@ -84,8 +84,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     study.add_argument("--baseline-set", dest="baseline_set", action="append", default=[], metavar="NAME=VALUE",
                        help="with --sweep: a setting the baseline side changes, e.g. --baseline-set residual=false")
     how = p.add_argument_group("how to train")
-    how.add_argument("--profile", choices=profile_names,
-                     help="named hyperparameters (default: gpu when CUDA is available, else cpu)")
+    how.add_argument("--profile", choices=profile_names, help="named hyperparameters (default: gpu with CUDA, else cpu)")
     how.add_argument("--seeds", nargs="+", type=_seed, metavar="N",
                      help="one or more non-negative seeds per stage (default: the profile's)")
     how.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: auto, CUDA then MPS then CPU)")
@@ -96,8 +95,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                      help="independent runs trained in parallel processes (default: one per CPU core on the "
                           "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
                           "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see docs/usage.md)")
-    how.add_argument("--compile", action="store_true", help="train torch.compile(model): faster GPU steps after "
-                     "a minute's compile (slower on the CPU); the same runs, reused with or without it")
+    how.add_argument("--compile", action="store_true", help="train torch.compile(model): faster GPU steps, same runs")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
