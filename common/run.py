@@ -319,10 +319,16 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
 
     progress, if given, is a queue that receives (stage, seed, step, val_loss) after each evaluation.
     """
+    import warnings
+
     import torch
 
     from common.checkpoint import save_checkpoint
     from common.train import train
+    # Under bf16 autocast an nn.RMSNorm (the qk_norm rung's, the rmsnorm piece's) meets a bf16 input and its fp32
+    # gain; PyTorch then computes the same norm with separate operations instead of its fused kernel and says so
+    # once per process: repeated by every worker, a warning that leaves the user nothing to do
+    warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
     name, seed, path, cfg = plan.stage.name, plan.seed, plan.checkpoint_path, plan.train_config
     saved = {"step": None}
 

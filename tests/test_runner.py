@@ -135,3 +135,12 @@ def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, cor
     STAGES["mlp"].Model(config).load_state_dict(checkpoint["model"])  # strict: the plain module's names
     code, out, err = run_main(*args)
     assert code == 0 and "reusing saved result" in out, err
+
+
+def test_no_rmsnorm_dtype_warning_in_the_output(tmp_path, corpus_path):
+    """bf16 autocast with an nn.RMSNorm (qk_norm) makes PyTorch warn that it cannot use its fused kernel; the
+    runner's output stays free of it."""
+    result = runner("--profile", "smoke", "--stage", "qk_norm", "--seeds", "0", "--set", "precision=bf16",
+                    "--data", str(corpus_path), out=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Mismatch dtype" not in result.stderr + result.stdout
