@@ -22,8 +22,10 @@
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
 #   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
 #   versus   bench/versus_nanogpt.py run: nanoGPT's train.py and the runner at the lecture GPT, with and
-#            without torch.compile (VERSUS_COMPILE: both, on or off), VERSUS_ITERS steps; its own table
-#            (versus-nanogpt.md) and log in $OUT                                               (VERSUS_S)
+#            without torch.compile (VERSUS_COMPILE: both, on or off; compiled first, each tool's best),
+#            VERSUS_ITERS steps, at most 240 s a run; its own table (versus-nanogpt.md) and log in $OUT.
+#            Four runs of 5,000 steps may not fit one call: the uncompiled pair can follow in a second,
+#            e.g. VERSUS_COMPILE=off VERSUS_ITERS=1500 (ms/step needs a few stretches between evaluations) (VERSUS_S)
 #   modern   runner.py --profile lecture --stage MODERN_STAGE --set MODERN_SET: the top modern rung at
 #            the lecture GPT's size and recipe, SEEDS, beside the `lecture` step's scaled runs   (MODERN_S)
 # The results first: the benchmark gets what time is left, up to BENCH_S.
@@ -105,9 +107,11 @@ for name in $STEPS; do
                 --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS"
             written+=("$RESULTS/$LECTURE_PROFILE") ;;
         versus)
+            limit=$((TOTAL_S - SECONDS)); [ "$VERSUS_S" -lt "$limit" ] && limit=$VERSUS_S
+            # its own budget 40 s inside the step's limit: the last run's stop (10 s), the table, python's start
             # shellcheck disable=SC2086  # VERSUS_ARGS is a list
             step versus "$VERSUS_S" "$PYTHON" bench/versus_nanogpt.py run --device "$DEVICE" --python "$PYTHON" \
-                --compile "$VERSUS_COMPILE" --iters "$VERSUS_ITERS" --budget $((VERSUS_S - 20)) \
+                --compile "$VERSUS_COMPILE" --iters "$VERSUS_ITERS" --budget $((limit - 40)) \
                 --out "$OUT/versus-nanogpt.md" $VERSUS_ARGS ;;
         modern)
             sets=()

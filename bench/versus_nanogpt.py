@@ -18,8 +18,8 @@ batches per split every 250 steps): the same size (6 layers, 6 heads, n_embd 384
 dropout 0.2) and steps. What still differs is written under the table: the models themselves (nanoGPT's
 has GELU, no biases and a token table shared with the output layer; the lecture's has ReLU, biases and
 separate tables), AdamW's beta2 (0.99 there, 0.999 here), weight decay on every parameter here (matrices
-only there), the warm-up's first step, and the last validation loss (nanoGPT's is a 200-batch estimate,
-the project's the whole split).
+only there), the warm-up's first step, and the last validation loss (nanoGPT's is an estimate over --eval-iters
+batches, the project's the whole split).
 
 Each run is a child process on a pseudo-terminal, every line of its output time-stamped from the moment
 it was started, so both tools are measured the same way from outside:
@@ -28,7 +28,8 @@ it was started, so both tools are measured the same way from outside:
   from nanoGPT's "iter N" lines and the runner's progress bar;
 - **tokens/s** = batch x context / (ms/step); **MFU**: tokens/s x training FLOPs per token (6 N + 12 L H Q
   T, nanoGPT's estimate_mfu, N the parameters that multiply: the embedding tables left out, a shared
-  output layer counted) over the peak (`--peak-tflops`, default 790: an H200's bf16 peak measured on it);
+  output layer counted) over the GPU's bf16 peak (`--peak-tflops`, else measured at the start: the best of a
+  few 8192^3 bf16 matrix products, in a process of its own);
 - **s to target**: seconds from the process's start to the end of the first evaluation at or under
   `--target` (1.48, the lecture's);
 - **peak MB**: torch.cuda.max_memory_allocated (the runner's run.json; nanoGPT's through a wrapper that
@@ -115,8 +116,12 @@ class Timed:
     cut_short: bool = False
 
 
+STOP = {"asked": False}  # set by SIGTERM (the session's time limit): the run in progress ends as cut short
+
+
 def run_timed(cmd: list[str], cwd: Path, limit: float, log) -> Timed:
-    """Run cmd on a pseudo-terminal (line-buffered output, progress bars drawn) for at most `limit` seconds."""
+    """Run cmd on a pseudo-terminal (line-buffered output, progress bars drawn) for at most `limit` seconds; each
+    piece of output time-stamped when its first byte arrived (a bar's redraw is ended only by the next write)."""
     import fcntl
     import pty
     import struct
@@ -124,45 +129,64 @@ def run_timed(cmd: list[str], cwd: Path, limit: float, log) -> Timed:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # wide: no bar cut short
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    start = time.monotonic()
     # the child a little nicer than this reader, so its output is read (and time-stamped) as it comes even when
     # its threads fill every core (a CPU run); on a GPU machine the cores are idle and it changes nothing
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            start_new_session=True, preexec_fn=lambda: os.nice(5))
+    nice = ["nice", "-n", "5"] if shutil.which("nice") else []
+    start = time.monotonic()
+    proc = subprocess.Popen(nice + cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                            start_new_session=True)
     os.close(slave)
-    out, pending = Timed(), ""
-    while True:
-        left = limit - (time.monotonic() - start)
-        if left <= 0:  # SIGTERM first: the runner stops at the end of a step and saves its checkpoint
-            out.cut_short = True
+    out, pending, pending_since = Timed(), "", None
+    try:
+        while True:
+            if time.monotonic() - start >= limit or STOP["asked"]:
+                out.cut_short = True
+                break
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536).decode(errors="replace")
+            except OSError:  # the child closed its side
+                data = ""
+            if not data:
+                break
+            now = time.monotonic() - start
+            log.write(data)
+            if pending_since is None:
+                pending_since = now  # the first byte of the piece being received
+            *done, rest = re.split(r"[\r\n]", pending + data)
+            for i, piece in enumerate(done):  # the first ends the piece begun earlier, the others came now
+                if piece.strip():
+                    out.pieces.append((pending_since if i == 0 else now, piece))
+            if done:
+                pending_since = now if rest else None
+            pending = rest
+    finally:
+        if proc.poll() is None:  # SIGTERM first: the runner stops at the end of a step and saves its checkpoint
             os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-            break
-        ready, _, _ = select.select([master], [], [], min(left, 1.0))
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # the child closed its side
-            data = b""
-        if not data:
-            break
-        now = time.monotonic() - start
-        log.write(data.decode(errors="replace"))
-        *done, pending = re.split(r"[\r\n]", pending + data.decode(errors="replace"))
-        out.pieces += [(now, piece) for piece in done if piece.strip()]
-    os.close(master)
-    out.returncode = proc.wait()
-    out.wall = time.monotonic() - start
+        os.close(master)
+        out.returncode = proc.wait()
+        out.wall = time.monotonic() - start
     return out
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def curve_losses(curve: Path, evals: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """The runner's evaluations with their losses from its curve.csv (5 decimals; the bar shows 3), each at the
+    time the bar reported it."""
+    import csv
+    with open(curve, newline="") as f:
+        losses = {int(row["step"]): float(row["val_loss"]) for row in csv.DictReader(f)}
+    return [(step, t, losses.get(step, val)) for step, t, val in evals]
 
 
 def nanogpt_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
@@ -189,19 +213,14 @@ def runner_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[i
     return steps, evals
 
 
-def ms_per_step(steps: list[tuple[int, float]], eval_interval: int,
-                evals: list[tuple[int, float, float]] = ()) -> float | None:
+def ms_per_step(steps: list[tuple[int, float]], eval_interval: int) -> float | None:
     """Wall ms per step between evaluations: within each stretch k*E < step < (k+1)*E (k >= 1: the first stretch
-    holds the warm-up and the compilation), the seconds from its first sample to its last over the steps between.
-    A sample that reached us only with the next evaluation's report (a progress bar's last redraw before an
-    evaluation can come out after it) is left out: its time is the evaluation's end, not its own."""
-    ends = {step: t for step, t, _ in evals}
+    holds the warm-up and the compilation), the seconds from its first sample to its last over the steps between."""
     seconds, count = 0.0, 0
     by_stretch: dict[int, list[tuple[int, float]]] = {}
     for n, t in steps:
-        k = n // eval_interval
-        if n % eval_interval and t < ends.get((k + 1) * eval_interval, math.inf):
-            by_stretch.setdefault(k, []).append((n, t))
+        if n % eval_interval:
+            by_stretch.setdefault(n // eval_interval, []).append((n, t))
     for k, samples in by_stretch.items():
         if k >= 1 and len(samples) >= 2 and samples[-1][0] > samples[0][0]:
             seconds += samples[-1][1] - samples[0][1]
@@ -253,7 +272,7 @@ def measure(tool: str, compiled: bool, args, size: dict, limit: float, log) -> d
     log.write(f"\n== {tool}, compile {compiled}: {' '.join(cmd)}\n")
     timed = run_timed(cmd, args.nanogpt_dir if tool == "nanoGPT" else ROOT, limit, log)
     steps, evals = (nanogpt_progress if tool == "nanoGPT" else runner_progress)(timed)
-    ms = ms_per_step(steps, args.eval_interval, evals)
+    ms = ms_per_step(steps, args.eval_interval)
     tokens = size["batch_size"] * size["block_size"] / (ms / 1e3) if ms else None
     flops = (nanogpt_flops_per_token if tool == "nanoGPT" else runner_flops_per_token)(size)
     peak = None
@@ -263,6 +282,7 @@ def measure(tool: str, compiled: bool, args, size: dict, limit: float, log) -> d
         records = list(Path(scratch).glob("*/runs/scaled/seed0/run.json"))
         if records:
             peak = json.loads(records[0].read_text()).get("peak_memory_mb")
+            evals = curve_losses(records[0].with_name("curve.csv"), evals)
     reached = next((t for _, t, val in evals if val <= args.target), None)
     shutil.rmtree(scratch, ignore_errors=True)
     return dict(tool=tool, compiled=compiled, ms=ms, tokens=tokens,
@@ -283,7 +303,9 @@ def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
              f"{size['batch_size']}, context {size['block_size']}, {size['n_layer']} layers, {size['n_head']} heads, "
              f"n_embd {size['n_embd']}, dropout {size['dropout']}; nanoGPT's schedule for both (lr 1e-3, 100 warm-up "
              f"steps, cosine to 1e-4, clip 1.0, weight decay 0.1), an evaluation every {args.eval_interval} steps "
-             f"({args.eval_iters} batches a split). MFU against {args.peak_tflops:g} TFLOP/s.\n",
+             f"({args.eval_iters} batches a split). "
+             + (f"MFU against {args.peak_tflops:.0f} TFLOP/s ({args.peak_from}).\n" if args.peak_tflops
+                else "No MFU: no GPU peak to divide by.\n"),
              "| tool | torch.compile | ms/step | tokens/s | MFU % | peak MB | last eval step | val at end | "
              f"s to val {args.target} | wall s | exit |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -303,17 +325,43 @@ def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
                  "with the output layer, fused attention; the lecture's `scaled`: ReLU, biases, separate tables, "
                  "PyTorch's fused attention with the `lecture` profile), AdamW's beta2 (0.99 there, 0.999 here), "
                  "weight decay (matrices only there, every parameter here), the warm-up's first step (lr/101 there, "
-                 "lr/100 here), and the last validation loss (a 200-batch estimate there, the whole split here).\n")
+                 f"lr/100 here), and the last validation loss (a {args.eval_iters}-batch estimate there, the whole "
+                 "split here).\n")
     return "\n".join(lines)
 
 
-def machine_name(device: str) -> str:
-    import platform
+PEAK = ("import torch, time; a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)\n"
+        "best = 0.0\n"
+        "for _ in range(5):\n"
+        "    torch.cuda.synchronize(); t = time.perf_counter()\n"
+        "    for _ in range(10): a @ b\n"
+        "    torch.cuda.synchronize(); best = max(best, 10 * 2 * 8192 ** 3 / (time.perf_counter() - t) / 1e12)\n"
+        "print(best)")
 
-    import torch
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, PyTorch {torch.__version__}"
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), PyTorch {torch.__version__}"
+
+def measured_peak(python: str) -> float | None:
+    """TFLOP/s of the best of a few 8192^3 bf16 matrix products on the GPU, in a process of its own (this one
+    never starts CUDA: its children are the ones measured)."""
+    done = subprocess.run([python, "-c", PEAK], capture_output=True, text=True, timeout=120)
+    try:
+        return float(done.stdout.split()[-1])
+    except (IndexError, ValueError):
+        return None
+
+
+def machine_name(device: str) -> str:
+    """The GPU's name and driver from nvidia-smi (no CUDA in this process), or the CPU; and PyTorch's version."""
+    import platform
+    from importlib.metadata import version
+    name = None
+    if device.startswith("cuda") and shutil.which("nvidia-smi"):
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True)
+        if smi.returncode == 0 and smi.stdout.strip():
+            gpu, driver = (part.strip() for part in smi.stdout.splitlines()[0].split(",", 1))
+            name = f"{gpu}, driver {driver}"
+    name = name or f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"{name}, PyTorch {version('torch')}"
 
 
 def run(args) -> None:
@@ -321,9 +369,13 @@ def run(args) -> None:
     if not (args.nanogpt_dir / "train.py").is_file():
         raise SystemExit(f"error: no nanoGPT in {args.nanogpt_dir}: run `python bench/versus_nanogpt.py prepare "
                          f"--nanogpt PATH` first")
-    modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.compile]  # each tool's best first
     start, rows = time.monotonic(), []
     machine = machine_name(args.device)
+    args.peak_from = "given"
+    if args.peak_tflops is None and args.device.startswith("cuda"):
+        args.peak_tflops, args.peak_from = measured_peak(args.python), "measured: 8192^3 bf16 matrix products"
+    signal.signal(signal.SIGTERM, lambda *_: STOP.update(asked=True))  # a time limit: end the run, write the table
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".log"), "w") as log:
@@ -332,7 +384,7 @@ def run(args) -> None:
             for compiled in modes:
                 for tool in tools:
                     left = args.budget - (time.monotonic() - start)
-                    if left < 30:
+                    if left < 30 or STOP["asked"]:
                         print(f"{tool}, compile {compiled}: skipped, {left:.0f} s left of --budget {args.budget}")
                         continue
                     print(f"{tool}, compile {compiled} (limit {min(args.run_limit, left):.0f} s) ...", flush=True)
@@ -361,8 +413,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--compile", choices=["both", "on", "off"], default="both")
     r.add_argument("--rounds", type=int, default=1)
     r.add_argument("--target", type=float, default=1.48)
-    r.add_argument("--peak-tflops", type=float, default=790.0)
-    r.add_argument("--run-limit", type=float, default=300.0, help="seconds a run may take")
+    r.add_argument("--peak-tflops", type=float, help="the GPU's bf16 peak for MFU (default: measured here, the "
+                   "best of a few 8192^3 bf16 matrix products)")
+    r.add_argument("--run-limit", type=float, default=240.0, help="seconds a run may take")
     r.add_argument("--budget", type=float, default=520.0, help="seconds for everything")
     r.add_argument("--python", default=sys.executable)
     r.add_argument("--nanogpt-dir", type=Path, default=ROOT / ".nanogpt")

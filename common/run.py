@@ -19,6 +19,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,6 +28,12 @@ from common.distributed import SINGLE, World
 from common.errors import LadderError
 from common.fingerprint import stage_code
 from common.profiles import Profile, make_configs, settings_for
+
+# Under bf16 autocast an nn.RMSNorm (the qk_norm rung's, the rmsnorm piece's) meets a bf16 input and its fp32 gain;
+# PyTorch then computes the same norm with separate operations instead of its fused kernel and says so once per
+# process: repeated by every worker (and by the precision probe), a warning that leaves the user nothing to do.
+# Set on import, so in the runner and in every worker before any model runs.
+warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
@@ -319,16 +326,10 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
 
     progress, if given, is a queue that receives (stage, seed, step, val_loss) after each evaluation.
     """
-    import warnings
-
     import torch
 
     from common.checkpoint import save_checkpoint
     from common.train import train
-    # Under bf16 autocast an nn.RMSNorm (the qk_norm rung's, the rmsnorm piece's) meets a bf16 input and its fp32
-    # gain; PyTorch then computes the same norm with separate operations instead of its fused kernel and says so
-    # once per process: repeated by every worker, a warning that leaves the user nothing to do
-    warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
     name, seed, path, cfg = plan.stage.name, plan.seed, plan.checkpoint_path, plan.train_config
     saved = {"step": None}
 

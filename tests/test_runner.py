@@ -137,10 +137,12 @@ def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, cor
     assert code == 0 and "reusing saved result" in out, err
 
 
-def test_no_rmsnorm_dtype_warning_in_the_output(tmp_path, corpus_path):
+@pytest.mark.parametrize("precision", ["bf16", "auto"])
+def test_no_rmsnorm_dtype_warning_in_the_output(tmp_path, corpus_path, precision, monkeypatch):
     """bf16 autocast with an nn.RMSNorm (qk_norm) makes PyTorch warn that it cannot use its fused kernel; the
-    runner's output stays free of it."""
-    result = runner("--profile", "smoke", "--stage", "qk_norm", "--seeds", "0", "--set", "precision=bf16",
+    runner's output stays free of it, in training and in the precision probe (auto, with an empty cache)."""
+    monkeypatch.setenv("GPT_LADDER_CACHE", str(tmp_path / "cache"))
+    result = runner("--profile", "smoke", "--stage", "qk_norm", "--seeds", "0", "--set", f"precision={precision}",
                     "--data", str(corpus_path), out=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Mismatch dtype" not in result.stderr + result.stdout

@@ -66,11 +66,31 @@ def test_ms_per_step_leaves_out_the_evaluations_and_the_first_stretch():
         samples.append((n, t))
     assert versus.ms_per_step(samples, 100) == pytest.approx(2.0)
     assert versus.ms_per_step(samples[:50], 100) is None  # nothing after the first stretch
-    # a bar's last redraw before an evaluation read only with the evaluation's report: left out, not 1 s long
-    late = [(n, t) for n, t in samples if n != 199] + [(199, samples[199][1] + 0.5)]
-    evals = [(200, samples[199][1] + 0.5, 3.0)]
-    assert versus.ms_per_step(sorted(late), 100) > 2.5
-    assert versus.ms_per_step(sorted(late), 100, evals) == pytest.approx(2.0)
+
+
+def test_a_bars_redraw_is_stamped_when_it_arrived_not_when_the_next_write_ended_it(tmp_path):
+    """A progress bar redraws with "\r...": a redraw's text is ended only by the next write, which may come after a
+    whole evaluation; each piece carries the time its first byte arrived."""
+    import io
+    import sys
+    child = ("import sys, time\n"
+             "sys.stdout.write('\\rrun |  1/300 ['); sys.stdout.flush(); time.sleep(0.6)\n"
+             "sys.stdout.write('\\rrun |  2/300 ['); sys.stdout.flush(); time.sleep(0.3)\n"
+             "sys.stdout.write('\\n')\n")
+    timed = versus.run_timed([sys.executable, "-c", child], tmp_path, 20, io.StringIO())
+    (first, one), (second, two) = [(t, p) for t, p in timed.pieces]
+    assert "1/300" in one and "2/300" in two
+    assert first < 0.5 < second < 0.85 + first  # not both at the end of the 0.6 s pause or of the run
+    assert timed.returncode == 0 and not timed.cut_short
+
+
+def test_a_run_past_its_limit_is_stopped_and_said_cut_short(tmp_path):
+    import io
+    import sys
+    timed = versus.run_timed([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"],
+                             tmp_path, 1.5, io.StringIO())
+    assert timed.cut_short and timed.wall < 15 and timed.returncode != 0
+    assert [p for _, p in timed.pieces] == ["started"]
 
 
 def test_run_times_both_tools_and_writes_the_table(stand_in, tmp_path, corpus_path, monkeypatch):
