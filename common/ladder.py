@@ -108,11 +108,23 @@ def write_ladder(out: Path, table: pd.DataFrame, runs: list[Mapping[str, Any]], 
     from common.io import write_text
     from common.profiles import overrides_note
     seconds = sum(r["train_seconds"] for r in runs)
-    header = (f"# {title} — profile `{profile.name}`\n\n{about + ' ' if about else ''}{profile.description}. "
-              f"{len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of training in all. "
+    description = profile.description[:1].upper() + profile.description[1:]
+    header = (f"# {title} — profile `{profile.name}`\n\n{about + ' ' if about else ''}{description}. "
+              f"{seeds_note(table)}, {len(runs)} runs on {runs[0]['device_name']}, {seconds / 60:.1f} min of "
+              f"training in all. "
               f"{overrides_note(overrides)}Verdict rule: {VERDICT_RULE}.\n\n")
     write_text(out / "ladder.csv", table.to_csv(index=False, float_format="%.4f"))
     write_text(out / "ladder.md", ladder_page(table, header, pointers))
+
+
+def seeds_note(table: pd.DataFrame) -> str:
+    """How many seeds the rungs have, as the table says: "3 seeds a rung", or "3 seeds a rung (layernorm 5)" when
+    some differ (a rung shared with another ladder has the seeds of both); rungs without runs are not counted."""
+    trained = [(stage, int(n)) for stage, n in zip(table.stage, table.seeds) if n > 0]  # not the missing rungs
+    counts = [n for _, n in trained]
+    usual = max(sorted(set(counts)), key=counts.count)
+    others = [f"{stage} {n}" for stage, n in trained if n != usual]
+    return f"{usual} seed{'s' if usual != 1 else ''} a rung" + (f" ({', '.join(others)})" if others else "")
 
 
 def print_ladder(table: pd.DataFrame) -> None:

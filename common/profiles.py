@@ -101,7 +101,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a ladder that 2 CPU cores train in minutes (3 seeds, 2 runs at a time)",
+        description="a ladder that 2 CPU cores train in minutes, 2 runs at a time",
         hyperparams=_frozen(CPU_LADDER),
         stage_overrides=_frozen({"scaled": _frozen(CPU_SCALED)}),
         # the modern ladder's steps are small (about 0.01: results/cpu/modern/ladder.md): with the same spread,

@@ -90,7 +90,9 @@ def test_the_modern_ladder_is_reported_in_its_own_folder_from_the_shared_runs(tm
     assert pd.isna(modern.delta.iloc[0]) and modern.delta.iloc[1:].notna().all()
     assert (modern.tokens_per_second > 0).all()
     page = (folder / "modern" / "ladder.md").read_text()
-    assert page.startswith("# The modern ladder") and "From the lecture's GPT." in page
+    assert page.startswith("# The modern ladder") and "From the lecture's GPT. A ladder that" in page
+    assert "5 seeds a rung, 15 runs on" in page  # its own seeds, not the lecture ladder's
+    assert "3 seeds a rung (layernorm 5), 11 runs on" in (folder / "ladder.md").read_text()  # layernorm: both's
     assert not (folder / "modern" / "runs").exists()  # the runs stay shared in the profile's folder
 
 
