@@ -197,3 +197,13 @@ def test_a_study_of_pieces_by_name_draws_no_line_between_them():
         assert joined and all(line.get_linestyle() == "None" for line in joined)  # markers, no line between
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("name, unique", [("modern-left-out", 24), ("modern-leave-one-out", 15)])
+def test_a_study_counts_a_shared_baseline_once(tmp_path, name, unique):
+    """modern-left-out's 7 pieces share one baseline (the top rung, 3 seeds): 21 + 3 runs, not 21 + 7 x 3."""
+    from common.report import write_study_report
+    folder = tmp_path / name
+    shutil.copytree(COMMITTED / "studies" / name, folder, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    write_study_report(folder, STUDIES[name], get_profile("cpu"))
+    assert f"; every other setting as the profile has it. {unique} runs on " in (folder / "study.md").read_text()
