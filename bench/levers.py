@@ -7,7 +7,7 @@
                                       # mask, and the nanoGPT-shaped model, in bf16
     python bench/levers.py modern     # ms per step of each modern rung and piece (cpu profile, one thread),
                                       # GELU exact against its tanh approximation, Muon by shape
-                                      # against torch.optim.Muon
+                                      # against torch.optim.Muon, qk_norm's per-head norm and rotation
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
@@ -143,6 +143,42 @@ def modern_steps(steps: int = 60) -> None:
             muon_stage.BatchedMuon = BatchedMuon
     print(f"\n## qk_norm rung: Muon by shape (BatchedMuon) {sorted(batched)[1]:.1f} ms/step, torch.optim.Muon "
           f"{sorted(one_at_a_time)[1]:.1f} ms/step (median of 3 alternated measurements)")
+    per_head_work(ms_per_step)
+
+
+def per_head_work(ms_per_step) -> None:
+    """How much of the qk_norm rung's step its per-head work (the queries' and keys' RMSNorm, then their rotation)
+    takes, and what stacking q and k saves: the step as the stage has it; with q and k stacked into one tensor, one
+    norm and one rotation call (the same arithmetic elementwise); with neither norm nor rotation (not a model: the
+    most any faster form of that work could save). Median of 3 alternated measurements."""
+    import torch.nn.functional as F
+
+    import stages.qk_norm as qk_norm_stage
+    from stages.residual import MultiHeadAttention as Plain
+    from stages.rope import rotate
+
+    def stacked(self, q, k, v):
+        T = q.shape[-2]
+        qk = torch.stack((q, k))  # (2, B, nh, T, hs)
+        gains = torch.stack((self.q_norm.weight, self.k_norm.weight))[:, None, None, None, :]  # (2, 1, 1, 1, hs)
+        qk = F.rms_norm(qk.float(), self.q_norm.normalized_shape, None, torch.finfo(q.dtype).eps) * gains
+        q, k = rotate(qk, self.cos[:T], self.sin[:T]).unbind(0)
+        return Plain.attend(self, q, k, v)
+
+    forms = {"as the stage has it": qk_norm_stage.MultiHeadAttention.attend, "q and k stacked": stacked,
+             "neither norm nor rotation": Plain.attend}
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    try:
+        for _ in range(3):
+            for name, attend in forms.items():
+                qk_norm_stage.MultiHeadAttention.attend = attend
+                times[name].append(ms_per_step("qk_norm"))
+    finally:
+        qk_norm_stage.MultiHeadAttention.attend = forms["as the stage has it"]
+    print("\n## qk_norm rung: its per-head norm and rotation (median of 3 alternated measurements)\n\n"
+          "| form | ms/step |\n|---|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {sorted(values)[1]:.1f} |")
 
 
 def main() -> None:
