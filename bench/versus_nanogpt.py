@@ -298,7 +298,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
-    lines = [f"# The lecture's GPT: this project's runner against nanoGPT's train.py\n",
+    lines = ["# The lecture's GPT: this project's runner against nanoGPT's train.py\n",
              f"{machine}. `python bench/versus_nanogpt.py run {' '.join(args.argv)}`: {args.iters} steps, batch "
              f"{size['batch_size']}, context {size['block_size']}, {size['n_layer']} layers, {size['n_head']} heads, "
              f"n_embd {size['n_embd']}, dropout {size['dropout']}; nanoGPT's schedule for both (lr 1e-3, 100 warm-up "
