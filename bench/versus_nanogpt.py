@@ -2,7 +2,7 @@
 """The lecture's GPT trained by this project's runner and by nanoGPT's own train.py, side by side.
 
     python bench/versus_nanogpt.py prepare --nanogpt PATH   # nanoGPT's scripts and data -> .nanogpt/ (ignored)
-    python bench/versus_nanogpt.py run --device cuda        # both, with and without torch.compile, alternating
+    python bench/versus_nanogpt.py run --device cuda        # both tools, with torch.compile and then without
     python bench/versus_nanogpt.py run --device cpu --tiny  # the rehearsal: a tiny model, a minute on a CPU
 
 `prepare` copies nanoGPT's train.py, model.py, configurator.py and config/train_shakespeare_char.py from a
@@ -21,8 +21,9 @@ separate tables), AdamW's beta2 (0.99 there, 0.999 here), weight decay on every 
 only there), the warm-up's first step, and the last validation loss (nanoGPT's is an estimate over --eval-iters
 batches, the project's the whole split).
 
-Each run is a child process on a pseudo-terminal, every line of its output time-stamped from the moment
-it was started, so both tools are measured the same way from outside:
+Each run is a child process on a pseudo-terminal (so output comes line by line and progress bars are drawn),
+each piece of its output (a line, or a bar's redraw) stamped with the seconds from the process's start to
+the arrival of its first byte, so both tools are measured the same way from outside:
 - **ms/step**: steps over wall time between evaluations (the stretches from one evaluation to the next,
   the evaluations themselves left out; the first stretch left out too, as warm-up and compilation),
   from nanoGPT's "iter N" lines and the runner's progress bar;
@@ -34,8 +35,10 @@ it was started, so both tools are measured the same way from outside:
   `--target` (1.48, the lecture's);
 - **peak MB**: torch.cuda.max_memory_allocated (the runner's run.json; nanoGPT's through a wrapper that
   prints it when its train.py returns); **val at end**: the last evaluation's validation loss.
-Each run has its own time limit and the whole a `--budget`: a run cut short keeps what it measured, and
-the table (`--out`, default .nanogpt/versus-nanogpt.md) is rewritten after every run.
+The compiled pair runs first (each tool at its best), then the uncompiled one; with `--rounds` > 1 the
+tools take turns to go first. Each run has its own time limit and the whole a `--budget`; a run past its
+limit, or stopped by SIGTERM, is cut short and keeps what it measured, and the table (`--out`, default
+.nanogpt/versus-nanogpt.md) is rewritten after every run.
 """
 from __future__ import annotations
 
