@@ -58,6 +58,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -192,28 +193,18 @@ def curve_losses(curve: Path, evals: list[tuple[int, float, float]]) -> list[tup
     return [(step, t, losses.get(step, val)) for step, t, val in evals]
 
 
-def nanogpt_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
-    """([(step, seconds)], [(step, seconds, val_loss)]) from nanoGPT's "iter N: ..." and "step N: ..." lines."""
-    steps, evals = [], []
+def progress(timed: Timed, step_pattern: str, eval_pattern: str
+             ) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
+    """([(step, seconds)], [(step, seconds, val_loss)]) from a run's output, as its tool prints them (Tool's
+    patterns); each evaluation once, at the first piece that shows it (a bar's status stays until the next)."""
+    steps, evals = [], {}
     for t, piece in timed.pieces:
         piece = ANSI.sub("", piece)
-        if m := re.match(r"\s*iter (\d+): loss", piece):
+        if m := re.search(step_pattern, piece):
             steps.append((int(m[1]), t))
-        elif m := re.match(r"\s*step (\d+): train loss [\d.]+, val loss ([\d.]+)", piece):
-            evals.append((int(m[1]), t, float(m[2])))
-    return steps, evals
-
-
-def runner_progress(timed: Timed) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
-    """The same from the runner's bars: a run's "n/total [" and the ladder bar's "step N val X" after each evaluation."""
-    steps, evals = [], []
-    for t, piece in timed.pieces:
-        piece = ANSI.sub("", piece)
-        if m := re.search(r"\| *(\d+)/(\d+) \[", piece):
-            steps.append((int(m[1]), t))
-        if (m := re.search(r"step (\d+) val ([\d.]+)", piece)) and not any(e[0] == int(m[1]) for e in evals):
-            evals.append((int(m[1]), t, float(m[2])))
-    return steps, evals
+        if m := re.search(eval_pattern, piece):
+            evals.setdefault(int(m[1]), (int(m[1]), t, float(m[2])))
+    return steps, list(evals.values())
 
 
 def ms_per_step(steps: list[tuple[int, float]], eval_interval: int) -> float | None:
@@ -267,31 +258,62 @@ def runner_command(python: str, size: dict, iters: int, eval_interval: int, eval
             "--device", device, "--jobs", "1", "--force", "--out", out_dir, *sets, *(["--compile"] if compiled else [])]
 
 
-def measure(tool: str, compiled: bool, args, size: dict, limit: float, log) -> dict:
+def nanogpt_read_back(timed: Timed, scratch: Path, evals: list) -> tuple[float | None, list]:
+    """(peak MB, evaluations): the wrapper's last line; the evaluations as its log printed them."""
+    peak = next((float(p.split()[-1]) for _, p in timed.pieces if p.startswith("peak_memory_mb")), None)
+    return peak, evals
+
+
+def runner_read_back(timed: Timed, scratch: Path, evals: list) -> tuple[float | None, list]:
+    """(peak MB, evaluations): from the run's record and curve.csv, when it finished."""
+    records = list(scratch.glob("*/runs/scaled/seed0/run.json"))
+    if not records:
+        return None, evals
+    return json.loads(records[0].read_text()).get("peak_memory_mb"), curve_losses(records[0].with_name("curve.csv"),
+                                                                                   evals)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """How one tool is run and read: its command, its folder, the patterns of its step counts and evaluations in
+    its output, its FLOPs per token, and what it leaves behind (peak memory, exact losses)."""
+    command: Callable[..., list[str]]
+    folder: Callable[[argparse.Namespace], Path]
+    step_pattern: str
+    eval_pattern: str
+    flops_per_token: Callable[[dict], float]
+    read_back: Callable[[Timed, Path, list], tuple[float | None, list]]
+
+
+TOOLS = {
+    "nanoGPT": Tool(nanogpt_command, lambda args: args.nanogpt_dir, r"^\s*iter (\d+): loss",
+                    r"^\s*step (\d+): train loss [\d.]+, val loss ([\d.]+)", nanogpt_flops_per_token,
+                    nanogpt_read_back),
+    # the run's bar ("| 250/5000 [") and, after each evaluation, the ladder bar's status ("step 250 val 1.234")
+    "runner": Tool(runner_command, lambda args: ROOT, r"\| *(\d+)/\d+ \[", r"step (\d+) val ([\d.]+)",
+                   runner_flops_per_token, runner_read_back),
+}
+
+
+def measure(name: str, compiled: bool, args, size: dict, limit: float, log) -> dict:
     """One run of one tool: its row of the table."""
-    scratch = tempfile.mkdtemp(prefix=f"versus-{tool}-")
-    make = nanogpt_command if tool == "nanoGPT" else runner_command
-    cmd = make(args.python, size, args.iters, args.eval_interval, args.eval_iters, args.device, compiled, scratch)
-    log.write(f"\n== {tool}, compile {compiled}: {' '.join(cmd)}\n")
-    timed = run_timed(cmd, args.nanogpt_dir if tool == "nanoGPT" else ROOT, limit, log)
-    steps, evals = (nanogpt_progress if tool == "nanoGPT" else runner_progress)(timed)
+    tool = TOOLS[name]
+    scratch = Path(tempfile.mkdtemp(prefix=f"versus-{name}-"))
+    cmd = tool.command(args.python, size, args.iters, args.eval_interval, args.eval_iters, args.device, compiled,
+                       str(scratch))
+    log.write(f"\n== {name}, compile {compiled}: {' '.join(cmd)}\n")
+    timed = run_timed(cmd, tool.folder(args), limit, log)
+    steps, evals = progress(timed, tool.step_pattern, tool.eval_pattern)
+    peak, evals = tool.read_back(timed, scratch, evals)
+    shutil.rmtree(scratch, ignore_errors=True)
     ms = ms_per_step(steps, args.eval_interval)
     tokens = size["batch_size"] * size["block_size"] / (ms / 1e3) if ms else None
-    flops = (nanogpt_flops_per_token if tool == "nanoGPT" else runner_flops_per_token)(size)
-    peak = None
-    if tool == "nanoGPT":
-        peak = next((float(p.split()[-1]) for _, p in timed.pieces if p.startswith("peak_memory_mb")), None)
-    else:
-        records = list(Path(scratch).glob("*/runs/scaled/seed0/run.json"))
-        if records:
-            peak = json.loads(records[0].read_text()).get("peak_memory_mb")
-            evals = curve_losses(records[0].with_name("curve.csv"), evals)
-    reached = next((t for _, t, val in evals if val <= args.target), None)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return dict(tool=tool, compiled=compiled, ms=ms, tokens=tokens,
-                mfu=100 * tokens * flops / (args.peak_tflops * 1e12) if tokens and args.peak_tflops else None,
-                peak_mb=peak, last_step=evals[-1][0] if evals else None, val=evals[-1][2] if evals else None,
-                to_target=reached, wall=timed.wall, exit=timed.returncode, cut_short=timed.cut_short)
+    peak_flops = args.peak_tflops * 1e12 if args.peak_tflops else None
+    mfu = 100 * tokens * tool.flops_per_token(size) / peak_flops if tokens and peak_flops else None
+    return dict(tool=name, compiled=compiled, ms=ms, tokens=tokens, mfu=mfu, peak_mb=peak,
+                last_step=evals[-1][0] if evals else None, val=evals[-1][2] if evals else None,
+                to_target=next((t for _, t, val in evals if val <= args.target), None), wall=timed.wall,
+                exit=timed.returncode, cut_short=timed.cut_short)
 
 
 # -- the table ----------------------------------------------------------------------------------------------
@@ -333,7 +355,8 @@ def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
     return "\n".join(lines)
 
 
-PEAK = ("import torch, time; a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)\n"
+PEAK = ("import torch, time\n"
+        "a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)\n"
         "best = 0.0\n"
         "for _ in range(5):\n"
         "    torch.cuda.synchronize(); t = time.perf_counter()\n"
@@ -383,7 +406,7 @@ def run(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".log"), "w") as log:
         for round_ in range(args.rounds):
-            tools = ["nanoGPT", "runner"] if round_ % 2 == 0 else ["runner", "nanoGPT"]  # alternate who goes first
+            tools = list(TOOLS) if round_ % 2 == 0 else list(TOOLS)[::-1]  # alternate who goes first
             for compiled in modes:
                 for tool in tools:
                     left = args.budget - (time.monotonic() - start)
