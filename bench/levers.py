@@ -158,26 +158,23 @@ def per_head_work(ms_per_step) -> None:
     from stages.residual import MultiHeadAttention as Plain
     from stages.rope import rotate
 
-    def stacked(self, q, k, v):
-        T = q.shape[-2]
-        qk = torch.stack((q, k))  # (2, B, nh, T, hs)
-        gains = torch.stack((self.q_norm.weight, self.k_norm.weight))[:, None, None, None, :]  # (2, 1, 1, 1, hs)
-        qk = F.rms_norm(qk.float(), self.q_norm.normalized_shape, None, torch.finfo(q.dtype).eps) * gains
-        q, k = rotate(qk, self.cos[:T], self.sin[:T]).unbind(0)
-        return Plain.attend(self, q, k, v)
-
     def work(q, k, q_gain, k_gain, cos, sin, eps: float):
+        """Both norms, then both rotations, on q and k stacked: (2, B, nh, T, hs), one call each."""
         qk = torch.stack((q, k))  # (2, B, nh, T, hs)
         gains = torch.stack((q_gain, k_gain))[:, None, None, None, :]  # (2, 1, 1, 1, hs)
         qk = F.rms_norm(qk.float(), (q.shape[-1],), None, eps) * gains
         return rotate(qk, cos, sin).unbind(0)
 
-    fused = torch.compile(work)  # one generated C++ kernel for the element-wise work, forward and backward
+    def attend_with(per_head):
+        def attend(self, q, k, v):
+            T = q.shape[-2]
+            q, k = per_head(q, k, self.q_norm.weight, self.k_norm.weight, self.cos[:T], self.sin[:T],
+                            torch.finfo(q.dtype).eps)  # the eps nn.RMSNorm takes for this input
+            return Plain.attend(self, q, k, v)
+        return attend
 
-    def compiled(self, q, k, v):
-        T = q.shape[-2]
-        q, k = fused(q, k, self.q_norm.weight, self.k_norm.weight, self.cos[:T], self.sin[:T], torch.finfo(q.dtype).eps)
-        return Plain.attend(self, q, k, v)
+    stacked = attend_with(work)
+    compiled = attend_with(torch.compile(work))  # one generated C++ kernel for the element-wise work, both ways
 
     forms = {"as the stage has it": qk_norm_stage.MultiHeadAttention.attend, "q and k stacked": stacked,
              "q and k stacked, that work compiled (torch.compile)": compiled,
