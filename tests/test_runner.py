@@ -105,19 +105,25 @@ def test_bad_input_gets_one_clear_line(tmp_path, corpus_path, args, message):
 
 
 def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, corpus_path, monkeypatch):
-    """--compile trains torch.compile(model) (here with the eager backend: the real wrapper, no compile time): the
-    record says so, the checkpoint holds the plain module's weights (it loads into a fresh model), the sample
-    comes from the plain module, and the same run is reused without --compile."""
+    """--compile trains torch.compile(model) (here with a backend that runs the traced graph as it is and notes its
+    token inputs: the real wrapper, no compile time): the record says so, the checkpoint holds the plain module's
+    weights (it loads into a fresh model), the sample comes from the plain module (no batch of one, the
+    sampler's, ever reached the compiled one), and the same run is reused without --compile."""
     import torch
 
     from common.checkpoint import load_checkpoint
     from stages import STAGES
-    compiled = []
+    compiled, batches = [], []
     real_compile = torch.compile
+
+    def noting(graph, example_inputs):  # a torch.compile backend: the graph unchanged, its token inputs noted
+        batches.extend(x.shape[0] for x in example_inputs
+                       if isinstance(x, torch.Tensor) and x.dtype == torch.long and x.ndim == 2)
+        return graph.forward
 
     def eager_compile(model, **kwargs):
         compiled.append(model)
-        return real_compile(model, backend="eager", **kwargs)
+        return real_compile(model, backend=noting, **kwargs)
 
     monkeypatch.setattr(torch, "compile", eager_compile)
     args = ["--profile", "smoke", "--stage", "mlp", "--seeds", "0", "--jobs", "1", "--data", str(corpus_path),
@@ -125,6 +131,7 @@ def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, cor
     code, _, err = run_main(*args, "--compile")
     assert code == 0, err
     assert len(compiled) == 1 and type(compiled[0]).__name__ == "Model"  # the stage's own model was compiled
+    assert batches and 1 not in batches, batches  # training and evaluation batches only: sampling ran uncompiled
     run = tmp_path / "smoke" / "runs" / "mlp" / "seed0"
     record = json.loads((run / "run.json").read_text())
     assert record["compiled"] is True
