@@ -347,7 +347,9 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
         if progress is not None:
             progress.put((name, seed, st.step, st.curve[-1]["val_loss"], str(ctx.folder)))
 
-    stepped = torch.compile(model) if ctx.options.compile else model  # the same parameters, compiled graphs
+    if ctx.options.compile:  # compiled graphs of the same parameters; the compiler's cache is kept on the forward's
+        torch._dynamo.reset()  # code, which every model shares: emptied per run, or after a few models it stops compiling
+    stepped = torch.compile(model) if ctx.options.compile else model
     result = train(stepped, dataset, cfg, seed=seed, state=state, name=f"{name} s{seed}",
                    progress=ctx.options.progress and ctx.world.is_main, on_eval=on_eval, should_stop=stop,
                    world=ctx.world)

@@ -144,6 +144,32 @@ def test_compile_trains_the_compiled_model_and_keeps_the_plain_one(tmp_path, cor
     assert code == 0 and "reusing saved result" in out, err
 
 
+def test_compile_compiles_every_run_of_one_process(tmp_path, corpus_path, monkeypatch):
+    """Each run's model is compiled afresh: one process training several runs (--jobs 1) reaches the compiler for
+    the last run too. torch.compile's cache lives on the forward's code, which every run shares, and stops
+    compiling (falling back to eager steps, with a warning) after a few graphs unless each run starts clean."""
+    import torch
+
+    runs, compiled_in = [], []
+    real_compile = torch.compile
+
+    def noting(graph, example_inputs):  # a torch.compile backend: the graph unchanged, which run it came from noted
+        compiled_in.append(len(runs))
+        return graph.forward
+
+    def eager_compile(model, **kwargs):
+        runs.append(model)
+        return real_compile(model, backend=noting, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    stages = ["mlp", "residual", "layernorm", "dropout", "scaled"]  # a different model each: none reuses a graph
+    code, _, err = run_main("--profile", "smoke", "--stage", *stages, "--seeds", "0", "--jobs", "1", "--compile",
+                            "--data", str(corpus_path), "--out", str(tmp_path))
+    assert code == 0, err
+    assert len(runs) == len(stages)
+    assert set(compiled_in) == set(range(1, len(stages) + 1)), compiled_in  # every run's graphs, the last one's too
+
+
 @pytest.mark.parametrize("precision", ["bf16", "auto"])
 def test_no_rmsnorm_dtype_warning_in_the_output(tmp_path, corpus_path, precision, monkeypatch):
     """bf16 autocast with an nn.RMSNorm (qk_norm) makes PyTorch warn that it cannot use its fused kernel; the
