@@ -1,4 +1,5 @@
-"""The nine stages: their contract, causality, what each one adds, training and generation."""
+"""The stages: the contract and causality of every stage of both ladders; what each lecture stage adds,
+training and generation for the nine (test_modern.py: what each modern piece adds)."""
 from __future__ import annotations
 
 import importlib
@@ -14,7 +15,7 @@ from common.errors import LadderError
 from common.generate import generate, sample_text
 from common.train import estimate_loss, split_loss, train
 from conftest import REPO_ROOT, TINY, VOCAB, tiny_configs, tiny_model
-from stages import STAGE_NAMES, STAGES, predecessor
+from stages import ALL_STAGE_NAMES, STAGE_NAMES, STAGES, predecessor
 
 EXPECTED_ORDER = ["bigram", "averaging", "single_head", "multi_head", "mlp", "residual", "layernorm",
                   "dropout", "scaled"]
@@ -22,6 +23,7 @@ WITH_DROPOUT = {"dropout", "scaled"}
 
 per_stage = pytest.mark.parametrize("stage", STAGE_NAMES, ids=STAGE_NAMES)
 per_step = pytest.mark.parametrize("stage", STAGE_NAMES[1:], ids=STAGE_NAMES[1:])  # stages with a predecessor
+every_stage = pytest.mark.parametrize("stage", ALL_STAGE_NAMES, ids=ALL_STAGE_NAMES)  # both ladders, every piece
 
 
 def _randomise(model: nn.Module, seed: int = 0, std: float = 0.5) -> nn.Module:
@@ -42,7 +44,7 @@ def _tokens(B: int, T: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_has_the_nine_stages_in_order():
-    from stages import ALL_STAGE_NAMES, LADDERS
+    from stages import LADDERS
     assert STAGE_NAMES == LADDERS["lecture"] == EXPECTED_ORDER
     assert list(STAGES) == ALL_STAGE_NAMES and ALL_STAGE_NAMES[:9] == EXPECTED_ORDER  # the modern stages after them
 
@@ -52,7 +54,7 @@ def test_predecessor_follows_the_ladder():
     assert [predecessor(n) for n in EXPECTED_ORDER[1:]] == EXPECTED_ORDER[:-1]
 
 
-@per_stage
+@every_stage
 def test_stage_module_has_file_docstring_and_contract(stage):
     module = STAGES[stage]
     path = REPO_ROOT / "stages" / f"{stage}.py"
@@ -93,7 +95,7 @@ def test_config_fields_accumulate_along_the_ladder():
 # the forward contract
 
 
-@per_stage
+@every_stage
 def test_forward_shapes_and_loss(stage):
     model = tiny_model(stage)
     B, T = 4, TINY["block_size"]
@@ -113,7 +115,7 @@ def test_forward_shapes_and_loss(stage):
     assert short_logits.shape == (B, 3, VOCAB)
 
 
-@per_stage
+@every_stage
 def test_initial_loss_is_uniform_guess_with_gpt2_init(stage):
     model = tiny_model(stage, init="gpt2").eval()
     idx, targets = _tokens(32, TINY["block_size"], 3), _tokens(32, TINY["block_size"], 4)
@@ -122,7 +124,7 @@ def test_initial_loss_is_uniform_guess_with_gpt2_init(stage):
     assert abs(loss.item() - math.log(VOCAB)) < 0.1, f"{stage}: initial loss {loss.item():.3f}, expected ~ln(65)"
 
 
-@per_stage
+@every_stage
 def test_causality_future_tokens_never_change_the_past(stage):
     model = _randomise(tiny_model(stage)).double().eval()
     T = TINY["block_size"]
@@ -140,9 +142,9 @@ def test_causality_future_tokens_never_change_the_past(stage):
                 f"{stage}: changing token {t} did not change the logits at position {t}"
 
 
-@pytest.mark.parametrize("stage", STAGE_NAMES[1:], ids=STAGE_NAMES[1:])
+@pytest.mark.parametrize("stage", ALL_STAGE_NAMES[1:], ids=ALL_STAGE_NAMES[1:])
 def test_context_reaches_later_positions(stage):
-    """Every stage after bigram uses its past: a change at position 0 reaches the last position."""
+    """Every stage but bigram uses its past: a change at position 0 reaches the last position."""
     model = _randomise(tiny_model(stage)).double().eval()
     idx = _tokens(3, TINY["block_size"], 6)
     changed = idx.clone()
