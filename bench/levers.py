@@ -7,7 +7,8 @@
                                       # mask, and the nanoGPT-shaped model, in bf16
     python bench/levers.py modern     # ms per step of each modern rung and piece (cpu profile, one thread),
                                       # GELU exact against its tanh approximation, Muon by shape
-                                      # against torch.optim.Muon, qk_norm's per-head norm and rotation
+                                      # against torch.optim.Muon, qk_norm's per-head norm and rotation,
+                                      # qk_norm compiled whole (torch.compile): its compile time and step
 
 Each lever is switched on explicitly here (optimizer, attention, autocast, compile), whatever the
 project's defaults are, so the table compares like with like. Median ms per training step.
@@ -15,7 +16,9 @@ project's defaults are, so the table compares like with like. Median ms per trai
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -144,6 +147,7 @@ def modern_steps(steps: int = 60) -> None:
     print(f"\n## qk_norm rung: Muon by shape (BatchedMuon) {sorted(batched)[1]:.1f} ms/step, torch.optim.Muon "
           f"{sorted(one_at_a_time)[1]:.1f} ms/step (median of 3 alternated measurements)")
     per_head_work(ms_per_step)
+    whole_model_compiled()
 
 
 def per_head_work(ms_per_step) -> None:
@@ -195,6 +199,74 @@ def per_head_work(ms_per_step) -> None:
           "| form | ms/step |\n|---|---:|")
     for name, values in times.items():
         print(f"| {name} | {sorted(values)[1]:.1f} |")  # nan where it could not be measured
+
+
+def whole_model_compiled(steps: int = 60) -> None:
+    """The qk_norm rung's training step with the whole model compiled (torch.compile(model), as `runner.py
+    --compile` trains it), against the same step eager, one thread, bf16 autocast: the compiled step's median
+    once compiled, and what compiling costs a run: its first training step and its first evaluation (eval mode,
+    no gradients: a graph of its own), each timed with an empty compiler cache (a fresh TORCHINDUCTOR_CACHE_DIR),
+    as the first run of a model on a machine pays it."""
+    from common.profiles import make_configs
+    from common.train import make_optimizer
+    from stages import STAGES
+
+    torch.set_num_threads(1)
+    config, train_config = make_configs(STAGES["qk_norm"].Config, settings_for(get_profile("cpu"), "qk_norm"), 65)
+    idx = torch.randint(0, 65, (train_config.batch_size, config.block_size), generator=torch.Generator().manual_seed(0))
+
+    def measure(compiled: bool) -> tuple[float, float, float]:
+        torch.manual_seed(0)
+        model = STAGES["qk_norm"].Model(config)
+        optimizer = make_optimizer(model, train_config)
+        forward = torch.compile(model) if compiled else model
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                _, loss = forward(idx, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        start = time.perf_counter()
+        step()
+        first_step = time.perf_counter() - start
+        forward.eval()
+        start = time.perf_counter()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            forward(idx, idx)
+        first_eval = time.perf_counter() - start
+        forward.train()
+        times = []
+        for _ in range(steps + 5):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return first_step, first_eval, 1e3 * sorted(times[5:])[len(times[5:]) // 2]
+
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as empty_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = empty_cache  # nothing compiled before: the cold cost
+        try:
+            eager_before = measure(compiled=False)[2]
+            torch._dynamo.reset()
+            first_step, first_eval, compiled_ms = measure(compiled=True)
+            eager_after = measure(compiled=False)[2]
+        except Exception as error:  # torch.compile without a working C++ compiler, say
+            print(f"\n## qk_norm compiled whole: not measured ({type(error).__name__}: "
+                  f"{str(error).splitlines()[0][:100]})")
+            return
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+    print("\n## qk_norm rung compiled whole (torch.compile(model)), 1 thread, bf16 autocast, empty compiler cache\n\n"
+          f"| | eager | compiled |\n|---|---:|---:|\n"
+          f"| ms/step (median of {steps}; eager before and after) | {eager_before:.1f}, {eager_after:.1f} | "
+          f"{compiled_ms:.1f} |\n| first training step, s (compiles the training graph) | | {first_step:.1f} |\n"
+          f"| first evaluation, s (compiles the evaluation graph) | | {first_eval:.1f} |")
 
 
 def main() -> None:
