@@ -95,7 +95,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                      help="independent runs trained in parallel processes (default: one per CPU core on the "
                           "CPU, sharing its threads; one per GPU with several GPUs, worker i on cuda:i; else 1). "
                           "One run on several GPUs: torchrun --nproc_per_node=N runner.py ... (see docs/usage.md)")
-    how.add_argument("--compile", action="store_true", help="train torch.compile(model): faster GPU steps, same runs")
+    how.add_argument("--compile", action="store_true", help="train torch.compile(model): the same runs, faster steps once compiled (docs/usage.md)")
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
