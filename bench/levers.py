@@ -99,29 +99,11 @@ def modern_steps(steps: int = 60) -> None:
     import stages.gelu as gelu_stage
     import stages.muon as muon_stage
     from stages.muon import BatchedMuon
-    from common.profiles import make_configs
-    from common.train import make_optimizer
-    from stages import MODERN_LADDER, MODERN_LEFT_OUT, STAGES
-
-    torch.set_num_threads(1)
+    from stages import MODERN_LADDER, MODERN_LEFT_OUT
 
     def ms_per_step(stage: str) -> float:
-        config, train_config = make_configs(STAGES[stage].Config, settings_for(get_profile("cpu"), stage), 65)
-        torch.manual_seed(0)
-        model = STAGES[stage].Model(config)
-        optimizer = make_optimizer(model, train_config)
-        idx = torch.randint(0, 65, (train_config.batch_size, config.block_size))
-        times = []
-        for _ in range(steps + 5):
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                _, loss = model(idx, idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            times.append(time.perf_counter() - start)
-        return 1e3 * sorted(times[5:])[len(times[5:]) // 2]
+        model, optimizer, idx = modern_model(stage)
+        return median_ms_of(lambda: bf16_step(model, model, optimizer, idx), steps)
 
     print("## modern rungs and pieces, cpu profile, 1 thread, bf16 autocast\n\n| stage | ms/step |\n|---|---:|")
     for stage in MODERN_LADDER + MODERN_LEFT_OUT:
@@ -147,7 +129,43 @@ def modern_steps(steps: int = 60) -> None:
     print(f"\n## qk_norm rung: Muon by shape (BatchedMuon) {sorted(batched)[1]:.1f} ms/step, torch.optim.Muon "
           f"{sorted(one_at_a_time)[1]:.1f} ms/step (median of 3 alternated measurements)")
     per_head_work(ms_per_step)
-    whole_model_compiled()
+    whole_model_compiled(steps)
+
+
+def modern_model(stage: str) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor]:
+    """A stage at the cpu profile, seeded 0, with its own optimizer (make_optimizer: Muon where it is used) and one
+    fixed batch of tokens, on one thread (as each of the ladder's two parallel runs has)."""
+    from common.profiles import make_configs
+    from common.train import make_optimizer
+    from stages import STAGES
+
+    torch.set_num_threads(1)
+    config, train_config = make_configs(STAGES[stage].Config, settings_for(get_profile("cpu"), stage), 65)
+    torch.manual_seed(0)
+    model = STAGES[stage].Model(config)
+    idx = torch.randint(0, 65, (train_config.batch_size, config.block_size))  # (B, T)
+    return model, make_optimizer(model, train_config), idx
+
+
+def bf16_step(forward, model: torch.nn.Module, optimizer: torch.optim.Optimizer, idx: torch.Tensor) -> None:
+    """One training step as the cpu profile takes it: bf16 autocast, gradients clipped at 1.0. `forward` is the
+    model itself or torch.compile(model)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = forward(idx, idx)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def median_ms_of(step, steps: int) -> float:
+    """Median ms of `steps` calls of step(), after 5 untimed ones."""
+    times = []
+    for _ in range(steps + 5):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times[5:])[len(times[5:]) // 2]
 
 
 def per_head_work(ms_per_step) -> None:
@@ -207,30 +225,11 @@ def whole_model_compiled(steps: int = 60) -> None:
     once compiled, and what compiling costs a run: its first training step and its first evaluation (eval mode,
     no gradients: a graph of its own), each timed with an empty compiler cache (a fresh TORCHINDUCTOR_CACHE_DIR),
     as the first run of a model on a machine pays it."""
-    from common.profiles import make_configs
-    from common.train import make_optimizer
-    from stages import STAGES
-
-    torch.set_num_threads(1)
-    config, train_config = make_configs(STAGES["qk_norm"].Config, settings_for(get_profile("cpu"), "qk_norm"), 65)
-    idx = torch.randint(0, 65, (train_config.batch_size, config.block_size), generator=torch.Generator().manual_seed(0))
-
     def measure(compiled: bool) -> tuple[float, float, float]:
-        torch.manual_seed(0)
-        model = STAGES["qk_norm"].Model(config)
-        optimizer = make_optimizer(model, train_config)
+        model, optimizer, idx = modern_model("qk_norm")
         forward = torch.compile(model) if compiled else model
-
-        def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                _, loss = forward(idx, idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-
         start = time.perf_counter()
-        step()
+        bf16_step(forward, model, optimizer, idx)
         first_step = time.perf_counter() - start
         forward.eval()
         start = time.perf_counter()
@@ -238,12 +237,7 @@ def whole_model_compiled(steps: int = 60) -> None:
             forward(idx, idx)
         first_eval = time.perf_counter() - start
         forward.train()
-        times = []
-        for _ in range(steps + 5):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        return first_step, first_eval, 1e3 * sorted(times[5:])[len(times[5:]) // 2]
+        return first_step, first_eval, median_ms_of(lambda: bf16_step(forward, model, optimizer, idx), steps)
 
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory() as empty_cache:
