@@ -19,7 +19,6 @@ import json
 import platform
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,13 +28,6 @@ from common.errors import LadderError
 from common.fingerprint import stage_code
 from common.profiles import Profile, make_configs, settings_for
 
-# Under bf16 autocast an nn.RMSNorm (the qk_norm rung's, the rmsnorm piece's) meets a bf16 input and its fp32 gain;
-# PyTorch then computes the same norm with separate operations instead of its fused kernel and says so once per
-# process: repeated by every worker (and by the precision probe), a warning that leaves the user nothing to do.
-# Set on import, so in the runner and in every worker before any model runs.
-warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
-
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
 
 
@@ -359,7 +351,7 @@ def fit(ctx: RunContext, plan: RunPlan, model, state, dataset, stop: Callable[[]
               f"as a diverged run{kept} (the learning rate, {cfg.learning_rate}, is probably too high for this "
               f"model)", file=sys.stderr, flush=True)
     if not result.stopped:
-        return result
+        return dataclasses.replace(result, model=model)  # the module itself, not its compiled wrapper
     if not ctx.world.is_main:
         return None
     if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -380,7 +372,7 @@ def write_record(ctx: RunContext, plan: RunPlan, result, peak_mb: float) -> None
     from common.generate import sample_text
     from common.io import write_json, write_text
     name, seed, cfg, mcfg = plan.stage.name, plan.seed, plan.train_config, plan.model_config
-    model, state = getattr(result.model, "_orig_mod", result.model), result.state  # the module itself, if compiled
+    model, state = result.model, result.state
     params = sum(p.numel() for p in model.parameters())
     tokenizer = ctx.dataset.tokenizer
     prompt = SAMPLE_PROMPT if all(ch in tokenizer.stoi for ch in SAMPLE_PROMPT) else ""

@@ -12,6 +12,13 @@ on first use, so that `runner.py --help` answers at once.
 from __future__ import annotations
 
 import importlib
+import warnings
+
+# Under bf16 autocast an nn.RMSNorm on the queries and keys (the qk_norm rung, and every piece built on it) meets a
+# bf16 input and its fp32 gain; PyTorch then computes the same norm with separate operations instead of its fused
+# kernel and says so once per process: repeated by every worker (and by the precision probe), a warning that leaves
+# the user nothing to do. Set where the stages are loaded: before any model is built, in every process.
+warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight", category=UserWarning)
 
 STAGE_NAMES = ["bigram", "averaging", "single_head", "multi_head", "mlp", "residual", "layernorm", "dropout",
                "scaled"]
