@@ -51,7 +51,7 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     from common.attention import write_attention
     from common.chart import draw_ladder
     from common.io import write_text
-    from common.ladder import ladder_table, print_ladder, stage_info, write_ladder
+    from common.ladder import ladder_table, print_ladder, seeds_note, stage_info, write_ladder
     from common.profiles import overrides_note
     from common.results import read_results
     from common.sampling import samples_page
@@ -69,7 +69,7 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     name = "GPT Ladder" if title == "Loss ladder" else f"GPT Ladder, {title.lower()}"  # the default: the first ladder
     draw_ladder(table, read.curves, out / "loss_ladder.png",
                 title=f"{name}, profile '{profile.name}'{overrides_note(overrides, ', ')}: {len(read.runs)} runs, "
-                      f"{int(table.seeds.max())} seed(s) per stage, {read.runs[0]['device_name']}",
+                      f"{seeds_note(table)}, {read.runs[0]['device_name']}",
                 show_lecture=profile.name == "lecture" and not overrides, notes=pointers)
     write_text(out / "samples.md", samples_page(read.shown, profile))
     export_weights(folder, read.shown)

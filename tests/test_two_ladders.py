@@ -79,8 +79,14 @@ def ladders() -> dict[str, dict[str, Stage]]:
     return {name: {stage: ALL[stage] for stage in rungs} for name, rungs in LADDERS.items()}
 
 
-def test_the_modern_ladder_is_reported_in_its_own_folder_from_the_shared_runs(tmp_path):
+def test_the_modern_ladder_is_reported_in_its_own_folder_from_the_shared_runs(tmp_path, monkeypatch):
+    import common.chart
     from common.report import write_ladders
+    titles = {}
+    draw = common.chart.draw_ladder
+    monkeypatch.setattr(common.chart, "draw_ladder",
+                        lambda table, curves, path, title, **kw: (titles.update({path.parent.name: title}),
+                                                                  draw(table, curves, path, title, **kw)))
     folder = tmp_path / "cpu"
     copy_runs(folder, ["bigram", "mlp", "layernorm", "gelu", "rope"])
     write_ladders(folder, get_profile("cpu"), ladders(), about={"modern": "From the lecture's GPT."})
@@ -93,6 +99,8 @@ def test_the_modern_ladder_is_reported_in_its_own_folder_from_the_shared_runs(tm
     assert page.startswith("# The modern ladder") and "From the lecture's GPT. A ladder that" in page
     assert "5 seeds a rung, 15 runs on" in page  # its own seeds, not the lecture ladder's
     assert "3 seeds a rung (layernorm 5), 11 runs on" in (folder / "ladder.md").read_text()  # layernorm: both's
+    assert "11 runs, 3 seeds a rung (layernorm 5)," in titles["cpu"]  # the charts say what the pages say
+    assert "15 runs, 5 seeds a rung," in titles["modern"]
     assert not (folder / "modern" / "runs").exists()  # the runs stay shared in the profile's folder
 
 
