@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import inspect
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +41,9 @@ def imported_stage_files(path: Path) -> list[Path]:
         for node in ast.walk(ast.parse(current.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+                source = ("stages" + (f".{node.module}" if node.module else "")) if node.level else node.module
+                names = [source] + [f"{source}.{alias.name}" for alias in node.names]  # `from .rope`: stages.rope
             else:
                 continue
             for name in names:
@@ -55,12 +55,11 @@ def imported_stage_files(path: Path) -> list[Path]:
     return sorted(found)
 
 
-def code_fingerprint(stage: type | Path) -> str:
-    """The fingerprint of a stage: of its file (or of the file defining its model class)."""
-    files = imported_stage_files(Path(stage if isinstance(stage, Path) else inspect.getfile(stage)).resolve())
+def code_fingerprint(path: Path) -> str:
+    """The fingerprint of the stage file at `path`: of it, every stage file it imports, and the core's files."""
     digest = hashlib.sha256()
-    for path in files + list(CORE_FILES):
-        digest.update(path.name.encode() + code_text(path).encode())
+    for file in imported_stage_files(path.resolve()) + list(CORE_FILES):
+        digest.update(file.name.encode() + code_text(file).encode())
     return digest.hexdigest()[:16]
 
 
@@ -69,9 +68,3 @@ def current_code(stage_name: str) -> str | None:
     """This checkout's fingerprint of the stage named so (its file stages/<name>.py), None for no such file."""
     path = STAGES_DIR / f"{stage_name}.py"
     return code_fingerprint(path) if path.exists() else None
-
-
-def stage_code(name: str, model: type) -> str:
-    """The fingerprint a run of the stage `name` carries: of its file stages/<name>.py (as common.results checks a
-    saved run against), or of its model's file for a stage that has none."""
-    return current_code(name) or code_fingerprint(model)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from common.distributed import SINGLE, World
 from common.errors import LadderError
-from common.fingerprint import stage_code
+from common.fingerprint import current_code
 from common.profiles import Profile, make_configs, settings_for
 
 SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
@@ -47,8 +47,8 @@ class Stage:
 
 
 def stage_fingerprints(stages: Mapping[str, Stage]) -> dict[str, str]:
-    """Each stage's code fingerprint (common.fingerprint.stage_code), by name."""
-    return {name: stage_code(name, stage.Model) for name, stage in stages.items()}
+    """Each stage's code fingerprint (common.fingerprint.current_code: of its file stages/<name>.py), by name."""
+    return {name: current_code(name) for name in stages}
 
 
 @dataclass(frozen=True)

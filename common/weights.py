@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.errors import LadderError
-from common.fingerprint import stage_code
+from common.fingerprint import current_code
 from common.run import Stage, run_dir
 
 # weights/<stage>.safetensors travel with the results in git: a rung whose bf16 weights are larger
@@ -161,7 +161,7 @@ def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
 def staleness(path: Path, code: str | None, key: str | None, record: Path | None, stage: Stage) -> str:
     """Why a checkpoint or weights file of `stage` may not be what this checkout would train, or "" when it is."""
     from common.io import read_json
-    current = stage_code(stage.name, stage.Model)
+    current = current_code(stage.name)
     if code is not None and code != current:
         return (f"{path} was trained by other code (fingerprint {code}, this checkout's is {current}): "
                 f"its text may not be what this code learns; retrain the stage with --force to refresh it")

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import common.fingerprint as fingerprint
-from common.fingerprint import code_fingerprint, imported_stage_files
+from common.fingerprint import code_fingerprint, current_code, imported_stage_files
 from common.results import experiment_of
 from stages import ALL_STAGE_NAMES, MODERN_LADDER, MODERN_LEFT_OUT, STAGE_NAMES, STAGES
 
@@ -68,6 +68,18 @@ def test_runs_of_current_code_are_one_experiment_across_stages():
     experiment with the others (the ladder table shows them together), another code is not."""
     def record(stage, code):
         return {"stage": stage, "code": code, "settings": {}, "model_config": {"vocab_size": 65}}
-    current = {stage: code_fingerprint(STAGES[stage].Model) for stage in ("layernorm", "gelu")}
+    current = {stage: current_code(stage) for stage in ("layernorm", "gelu")}
     assert experiment_of(record("layernorm", current["layernorm"])) == experiment_of(record("gelu", current["gelu"]))
     assert experiment_of(record("gelu", current["layernorm"])) != experiment_of(record("gelu", current["gelu"]))
+
+
+def test_a_relative_import_between_stage_files_counts_as_the_absolute_one(stage_copy):
+    """`from .rope import ...` in a stage file brings stages/rope.py into its fingerprint as `from stages.rope
+    import ...` does."""
+    before = imported_stage_files(stage_copy / "qk_norm.py")
+    assert len(before) > 1
+    qk_norm = stage_copy / "qk_norm.py"
+    text = qk_norm.read_text(encoding="utf-8")
+    assert "from stages." in text
+    qk_norm.write_text(text.replace("from stages.", "from ."), encoding="utf-8")  # every stage import relative
+    assert imported_stage_files(stage_copy / "qk_norm.py") == before
