@@ -89,7 +89,7 @@ def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping
 
     points = study_runs(folder, study)
     # each run once: a baseline shared by every point (modern-left-out's top rung) is one set of runs, not one per point
-    runs = list({(r["stage"], r["seed"], r.get("key")): r for _, base, rung in points for r in base + rung}.values())
+    runs = list({r["_dir"]: r for _, base, rung in points for r in base + rung}.values())
     if not runs:
         raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
                           f"(python runner.py --study {study.name} --profile {profile.name})")

@@ -276,11 +276,18 @@ def study_row(value: Any, baseline_runs: list, rung_runs: list) -> dict[str, Any
 def study_runs(folder: Path, study: Study) -> list[tuple[Any, list, list]]:
     """The saved runs of a study folder: (value, baseline runs, rung runs) per value, in the study's order."""
     from common.results import load_runs
+    loaded: dict[tuple[Path, str], list] = {}  # a baseline every point shares (modern-left-out's top rung): read once
+
+    def runs_of(runs_folder: Path, stage: str) -> list:
+        if (runs_folder, stage) not in loaded:
+            loaded[runs_folder, stage] = load_runs(runs_folder, [stage])
+        return loaded[runs_folder, stage]
+
     points = []
     for value in study.values:
         base_folder, rung_folder = point_folders(folder, study, value)
         base_stage, rung_stage = study.stages(value)
-        points.append((value, load_runs(base_folder, [base_stage]), load_runs(rung_folder, [rung_stage])))
+        points.append((value, runs_of(base_folder, base_stage), runs_of(rung_folder, rung_stage)))
     return points
 
 
