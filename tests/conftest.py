@@ -43,6 +43,11 @@ def tiny_configs(stage: str, **overrides):
     return make_configs(STAGES[stage].Config, {**TINY, **overrides}, VOCAB)
 
 
+def random_tokens(B: int, T: int, seed: int = 0) -> torch.Tensor:
+    """(B, T) token ids drawn from the vocabulary by their own seeded generator."""
+    return torch.randint(VOCAB, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
 def tiny_model(stage: str, seed: int = 0, **overrides):
     """A freshly initialised model of stage `stage` with the TINY settings (seeded)."""
     config, _ = tiny_configs(stage, **overrides)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from common.config import TrainConfig
 from common.profiles import PROFILES, make_configs, settings_for
 from common.train import make_optimizer, train_step
-from conftest import TINY, VOCAB, tiny_configs, tiny_model
+from conftest import TINY, VOCAB, random_tokens, tiny_configs, tiny_model
 from stages import ALL_STAGE_NAMES, LADDERS, MODERN_LADDER, MODERN_LEFT_OUT, STAGE_NAMES, STAGES, predecessor
 from stages.muon import BatchedMuon
 
@@ -40,9 +40,6 @@ def _randomise(model: nn.Module, seed: int = 0, std: float = 0.3) -> nn.Module:
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
     return model
 
-
-def _tokens(B: int, T: int, seed: int = 0) -> torch.Tensor:
-    return torch.randint(VOCAB, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 def _n_params(model: nn.Module) -> int:
@@ -115,7 +112,7 @@ def test_fused_attention_computes_the_same_logits(stage):
     explicit = _randomise(tiny_model(stage), seed=2).double().eval()
     fused = tiny_model(stage, fused_attention=True).double().eval()
     fused.load_state_dict(explicit.state_dict())
-    idx = _tokens(3, TINY["block_size"], 8)
+    idx = random_tokens(3, TINY["block_size"], 8)
     with torch.no_grad():
         assert torch.allclose(fused(idx)[0], explicit(idx)[0], rtol=0, atol=1e-9)
 
@@ -124,7 +121,7 @@ def test_fused_attention_computes_the_same_logits(stage):
 def test_every_parameter_gets_a_gradient(stage):
     """No dead weights: every parameter receives a nonzero gradient from the loss."""
     model = _randomise(tiny_model(stage), seed=9, std=0.1)
-    _, loss = model(_tokens(4, TINY["block_size"], 1), _tokens(4, TINY["block_size"], 2))
+    _, loss = model(random_tokens(4, TINY["block_size"], 1), random_tokens(4, TINY["block_size"], 2))
     loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"{stage}: no gradient reaches {dead}"
@@ -137,7 +134,7 @@ def test_a_few_steps_lower_the_loss(stage):
     model = tiny_model(stage)
     _, train_config = tiny_configs(stage, learning_rate=1e-2)
     optimizer = make_optimizer(model, train_config)
-    idx, targets = _tokens(8, TINY["block_size"], 7), _tokens(8, TINY["block_size"], 8)
+    idx, targets = random_tokens(8, TINY["block_size"], 7), random_tokens(8, TINY["block_size"], 8)
     losses = []
     for _ in range(12):
         _, loss = model(idx, targets)
@@ -155,7 +152,7 @@ def test_a_few_steps_lower_the_loss(stage):
 
 def _same_input_logits(model: nn.Module) -> torch.Tensor:
     with torch.no_grad():
-        return model.eval()(_tokens(4, TINY["block_size"], 21))[0]
+        return model.eval()(random_tokens(4, TINY["block_size"], 21))[0]
 
 
 @pytest.mark.parametrize("init", ["gpt2", "pytorch"])
@@ -285,7 +282,7 @@ def _queries_and_keys(model: nn.Module, scale: float) -> list[tuple[torch.Tensor
 
         block.sa.attention_weights = capture
     with torch.no_grad():
-        model.eval()(_tokens(4, TINY["block_size"], 3))
+        model.eval()(random_tokens(4, TINY["block_size"], 3))
     assert len(seen) == len(model.blocks)
     return seen
 
@@ -502,7 +499,7 @@ def test_softcap_bounds_the_logits():
         hidden = []
         model.ln_f.register_forward_hook(lambda module, args, out: hidden.append(out))
         with torch.no_grad():
-            logits, _ = model(_tokens(4, TINY["block_size"], 6))
+            logits, _ = model(random_tokens(4, TINY["block_size"], 6))
             raw = linear(hidden[0])
         assert raw.abs().max() > 10 * cap  # the head's own logits go far past the cap
         assert logits.abs().max() <= cap  # tanh rounds to 1 in float32 far out: at most the cap

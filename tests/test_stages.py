@@ -14,7 +14,7 @@ from common.data import CharTokenizer
 from common.errors import LadderError
 from common.generate import generate, sample_text
 from common.train import estimate_loss, split_loss, train
-from conftest import REPO_ROOT, TINY, VOCAB, tiny_configs, tiny_model
+from conftest import REPO_ROOT, TINY, VOCAB, random_tokens, tiny_configs, tiny_model
 from stages import ALL_STAGE_NAMES, STAGE_NAMES, STAGES, predecessor
 
 EXPECTED_ORDER = ["bigram", "averaging", "single_head", "multi_head", "mlp", "residual", "layernorm",
@@ -34,9 +34,6 @@ def _randomise(model: nn.Module, seed: int = 0, std: float = 0.5) -> nn.Module:
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
     return model
 
-
-def _tokens(B: int, T: int, seed: int = 0) -> torch.Tensor:
-    return torch.randint(VOCAB, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,7 +96,7 @@ def test_config_fields_accumulate_along_the_ladder():
 def test_forward_shapes_and_loss(stage):
     model = tiny_model(stage)
     B, T = 4, TINY["block_size"]
-    idx, targets = _tokens(B, T, 1), _tokens(B, T, 2)
+    idx, targets = random_tokens(B, T, 1), random_tokens(B, T, 2)
     logits, loss = model(idx, targets)
     assert logits.shape == (B, T, VOCAB)
     assert loss is not None and loss.ndim == 0 and torch.isfinite(loss)
@@ -118,7 +115,7 @@ def test_forward_shapes_and_loss(stage):
 @every_stage
 def test_initial_loss_is_uniform_guess_with_gpt2_init(stage):
     model = tiny_model(stage, init="gpt2").eval()
-    idx, targets = _tokens(32, TINY["block_size"], 3), _tokens(32, TINY["block_size"], 4)
+    idx, targets = random_tokens(32, TINY["block_size"], 3), random_tokens(32, TINY["block_size"], 4)
     with torch.no_grad():
         _, loss = model(idx, targets)
     assert abs(loss.item() - math.log(VOCAB)) < 0.1, f"{stage}: initial loss {loss.item():.3f}, expected ~ln(65)"
@@ -128,7 +125,7 @@ def test_initial_loss_is_uniform_guess_with_gpt2_init(stage):
 def test_causality_future_tokens_never_change_the_past(stage):
     model = _randomise(tiny_model(stage)).double().eval()
     T = TINY["block_size"]
-    idx = _tokens(3, T, 5)
+    idx = random_tokens(3, T, 5)
     with torch.no_grad():
         base, _ = model(idx)
         for t in range(T):
@@ -146,7 +143,7 @@ def test_causality_future_tokens_never_change_the_past(stage):
 def test_context_reaches_later_positions(stage):
     """Every stage but bigram uses its past: a change at position 0 reaches the last position."""
     model = _randomise(tiny_model(stage)).double().eval()
-    idx = _tokens(3, TINY["block_size"], 6)
+    idx = random_tokens(3, TINY["block_size"], 6)
     changed = idx.clone()
     changed[:, 0] = (changed[:, 0] + 1) % VOCAB
     with torch.no_grad():
@@ -155,7 +152,7 @@ def test_context_reaches_later_positions(stage):
 
 def test_bigram_uses_no_context():
     model = _randomise(tiny_model("bigram")).eval()
-    idx = _tokens(3, TINY["block_size"], 7)
+    idx = random_tokens(3, TINY["block_size"], 7)
     changed = idx.clone()
     changed[:, :-1] = (changed[:, :-1] + 5) % VOCAB  # everything but the last token
     with torch.no_grad():
@@ -194,7 +191,7 @@ def _zero_values(model: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("stage", NO_STREAM + ["residual", "layernorm", "dropout"])
 def test_only_a_residual_stream_carries_the_input_past_the_attention(stage):
     model = _zero_values(_randomise(tiny_model(stage), seed=11, std=0.3)).eval()
-    idx = _tokens(4, TINY["block_size"], 12)
+    idx = random_tokens(4, TINY["block_size"], 12)
     other = (idx + 7) % VOCAB
     with torch.no_grad():
         same = torch.allclose(model(idx)[0], model(other)[0], atol=1e-6)
@@ -203,7 +200,7 @@ def test_only_a_residual_stream_carries_the_input_past_the_attention(stage):
 
 def test_the_residual_ablation_removes_the_stream():
     model = _zero_values(_randomise(tiny_model("residual", residual=False), seed=11, std=0.3)).eval()
-    idx = _tokens(4, TINY["block_size"], 12)
+    idx = random_tokens(4, TINY["block_size"], 12)
     with torch.no_grad():
         assert torch.allclose(model(idx)[0], model((idx + 7) % VOCAB)[0], atol=1e-6)
 
@@ -211,7 +208,7 @@ def test_the_residual_ablation_removes_the_stream():
 def test_averaging_reads_the_token_beside_its_average_as_an_explicit_loop():
     """logits_t = lm_head(cat[x_t, mean(x_0..x_t)]), with x = token + position embedding."""
     model = _randomise(tiny_model("averaging"), seed=13, std=0.3).double().eval()
-    idx = _tokens(3, TINY["block_size"], 14)
+    idx = random_tokens(3, TINY["block_size"], 14)
     with torch.no_grad():
         x = model.token_embedding_table(idx) + model.position_embedding_table.weight[: idx.shape[1]]
         for t in range(idx.shape[1]):
@@ -363,7 +360,7 @@ def test_multi_head_changes_only_how_the_weights_are_used():
     multi.load_state_dict(single.state_dict())  # strict: same names and shapes
     one_head = tiny_model("multi_head", n_head=1).eval()
     one_head.load_state_dict(single.state_dict())
-    idx = _tokens(4, TINY["block_size"], 8)
+    idx = random_tokens(4, TINY["block_size"], 8)
     with torch.no_grad():
         out_single, out_multi, out_one = single(idx)[0], multi(idx)[0], one_head(idx)[0]
     assert not torch.allclose(out_single, out_multi, atol=1e-3)
@@ -374,7 +371,7 @@ def test_multi_head_changes_only_how_the_weights_are_used():
 def test_every_parameter_is_used(stage):
     """Each parameter gets a gradient from the loss: no piece is built and then left out of forward."""
     model = _randomise(tiny_model(stage), seed=9, std=0.1).eval()
-    idx, targets = _tokens(8, TINY["block_size"], 14), _tokens(8, TINY["block_size"], 15)
+    idx, targets = random_tokens(8, TINY["block_size"], 14), random_tokens(8, TINY["block_size"], 15)
     _, loss = model(idx, targets)
     loss.backward()
     for name, p in model.named_parameters():
@@ -405,7 +402,7 @@ def test_model_computes_its_block_formula(stage):
     model = _randomise(tiny_model(stage), seed=10, std=0.2).eval()
     assert len(model.blocks) == N_BLOCKS[stage]
     assert type(model.ln_f) is FINAL_NORM[stage]
-    idx = _tokens(3, TINY["block_size"], 16)
+    idx = random_tokens(3, TINY["block_size"], 16)
     T = idx.shape[1]
     with torch.no_grad():
         x = model.token_embedding_table(idx) + model.position_embedding_table(torch.arange(T))
@@ -440,7 +437,7 @@ def test_every_dropout_module_is_applied(stage):
             calls[name] = 0
             module.register_forward_hook(lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
     with torch.no_grad():
-        model(_tokens(2, TINY["block_size"], 17))
+        model(random_tokens(2, TINY["block_size"], 17))
     assert len(calls) == 3 * TINY["n_layer"]
     assert calls == {name: 1 for name in calls}
 
@@ -450,7 +447,7 @@ def test_dropout_stage_in_eval_mode_equals_layernorm(p):
     layernorm = _randomise(tiny_model("layernorm"), seed=4, std=0.2).eval()
     drop = tiny_model("dropout", dropout=p).eval()
     drop.load_state_dict(layernorm.state_dict())  # strict: the same parameters
-    idx = _tokens(4, TINY["block_size"], 9)
+    idx = random_tokens(4, TINY["block_size"], 9)
     with torch.no_grad():
         assert torch.allclose(drop(idx)[0], layernorm(idx)[0], atol=1e-6)
     if p == 0.0:  # with p = 0 dropout is the identity in training mode too
@@ -470,7 +467,7 @@ def test_scaled_is_the_dropout_architecture():
 @per_stage
 def test_dropout_active_in_train_mode_only(stage):
     model = tiny_model(stage, dropout=0.3)
-    idx = _tokens(4, TINY["block_size"], 10)
+    idx = random_tokens(4, TINY["block_size"], 10)
     with torch.no_grad():
         model.train()
         torch.manual_seed(1)
@@ -534,7 +531,7 @@ def test_generate_returns_valid_tokens_of_requested_length(stage):
     model.train()
     block = TINY["block_size"]
     for prompt_len in (1, block, 3 * block + 2):  # the last is longer than the context: cropped
-        idx = _tokens(2, prompt_len, 11)
+        idx = random_tokens(2, prompt_len, 11)
         out = generate(model, idx, 20, generator=torch.Generator().manual_seed(0))
         assert out.shape == (2, prompt_len + 20)
         assert out.dtype == torch.long
@@ -547,7 +544,7 @@ def test_generate_returns_valid_tokens_of_requested_length(stage):
 def test_generate_is_reproducible_and_top_k_1_is_greedy(stage):
     model = _randomise(tiny_model(stage), seed=6, std=0.3)
     block = TINY["block_size"]
-    idx = _tokens(2, 2 * block + 3, 12)  # longer than block_size
+    idx = random_tokens(2, 2 * block + 3, 12)  # longer than block_size
     run = lambda seed, **kw: generate(model, idx, 30, generator=torch.Generator().manual_seed(seed), **kw)
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1)), "different seeds should sample different text"
@@ -561,7 +558,7 @@ def test_generate_crops_the_context_to_block_size():
     """With a prompt longer than block_size, only the last block_size tokens matter."""
     model = _randomise(tiny_model("layernorm"), seed=7, std=0.3)
     block = TINY["block_size"]
-    idx = _tokens(1, 3 * block, 13)
+    idx = random_tokens(1, 3 * block, 13)
     other = idx.clone()
     other[:, :-block] = (other[:, :-block] + 7) % VOCAB  # differ only outside the last window
     a = generate(model, idx, 10, generator=torch.Generator().manual_seed(0))
@@ -573,14 +570,14 @@ def test_generate_crops_the_context_to_block_size():
 def test_generate_rejects_non_positive_temperature(temperature):
     model = tiny_model("bigram")
     with pytest.raises(LadderError, match="temperature"):
-        generate(model, _tokens(1, 2), 5, temperature=temperature)
+        generate(model, random_tokens(1, 2), 5, temperature=temperature)
     with pytest.raises(LadderError, match="temperature"):
         sample_text(model, CharTokenizer("\nab"), 5, temperature=temperature)
 
 
 def test_generate_rejects_non_positive_top_k():
     with pytest.raises(LadderError, match="top-k"):
-        generate(tiny_model("bigram"), _tokens(1, 2), 5, top_k=0)
+        generate(tiny_model("bigram"), random_tokens(1, 2), 5, top_k=0)
 
 
 @per_stage
