@@ -54,6 +54,8 @@ def measure_ceiling(task: dict[str, Any]) -> dict[str, Any]:
         dtypes.update(tf32=torch.float32, bf16=torch.bfloat16)
     elif task.get("bf16"):  # AMX or AVX512-BF16: the CPU multiplies bf16 natively
         dtypes["bf16"] = torch.bfloat16
+    if task.get("dtypes"):  # only these (e.g. ["bf16"]: a GPU's bf16 peak, without the slower fp32 products)
+        dtypes = {name: dtypes[name] for name in task["dtypes"] if name in dtypes}
     out: dict[str, Any] = {"gflops": {}}
     for name, dtype in dtypes.items():
         if device.type == "cuda":

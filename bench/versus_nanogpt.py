@@ -25,8 +25,9 @@ Each run is a child process on a pseudo-terminal (so output comes line by line a
 each piece of its output (a line, or a bar's redraw) stamped with the seconds from the process's start to
 the arrival of its first byte, so both tools are measured the same way from outside:
 - **ms/step**: steps over wall time between evaluations (the stretches from one evaluation to the next,
-  the evaluations themselves left out; the first stretch left out too, as warm-up and compilation),
-  from nanoGPT's "iter N" lines and the runner's progress bar;
+  the evaluations themselves left out; the first stretch left out too, as warm-up and compilation; each
+  stretch timed from a quarter in, so that a tool queueing GPU work ahead of it, as the runner does, is timed
+  with the same lead at both ends), from nanoGPT's "iter N" lines and the runner's progress bar;
 - **tokens/s** = batch x context / (ms/step); **MFU**: tokens/s x training FLOPs per token (6 N + 12 L H Q
   T, nanoGPT's estimate_mfu, N the parameters that multiply: the embedding tables left out, a shared
   output layer counted) over the GPU's bf16 peak (`--peak-tflops`, else measured at the start: the best of a
@@ -35,15 +36,14 @@ the arrival of its first byte, so both tools are measured the same way from outs
   `--target` (1.48, the lecture's);
 - **peak MB**: torch.cuda.max_memory_allocated (the runner's run.json; nanoGPT's through a wrapper that
   prints it when its train.py returns); **val at end**: the last evaluation's validation loss.
-The compiled pair runs first (each tool at its best), then the uncompiled one; with `--rounds` > 1 the
-tools take turns to go first. Each run has its own time limit and the whole a `--budget`; a run past its
-limit, or stopped by SIGTERM, is cut short and keeps what it measured, and the table (`--out`, default
-.nanogpt/versus-nanogpt.md) is rewritten after every run.
+The compiled pair runs first (each tool at its best), then the uncompiled one, nanoGPT first in each. Each
+run has its own time limit and the whole a `--budget`; a run past its limit, or stopped by SIGTERM, is cut
+short and keeps what it measured, and the table (`--out`, default .nanogpt/versus-nanogpt.md) is rewritten
+after every run.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pickle
@@ -63,8 +63,11 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.profiles import LECTURE_GPT as LECTURE_SETTINGS  # noqa: E402
+
 NANOGPT_FILES = ["train.py", "model.py", "configurator.py", "config/train_shakespeare_char.py"]
-LECTURE_GPT = dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, dropout=0.2)
+SIZE = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout")  # what both tools are given
+LECTURE_GPT = {name: LECTURE_SETTINGS[name] for name in SIZE}  # the lecture profile's GPT, nanoGPT's config's too
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, dropout=0.2)
 # nanoGPT's config/train_shakespeare_char.py, as the runner's settings (what it cannot set is said in the note)
 SCHEDULE = dict(learning_rate=1e-3, warmup_iters=100, lr_decay=True, min_lr_ratio=0.1, grad_clip=1.0,
@@ -88,25 +91,26 @@ def nanogpt_file(source: Path, name: str) -> bytes:
 
 
 def prepare(source: Path, dest: Path, corpus: str | None) -> None:
+    """nanoGPT's scripts from `source`, and its shakespeare_char data written from the project's own dataset (the
+    same characters, vocabulary and 90/10 split as nanoGPT's prepare.py makes)."""
     import numpy as np
 
-    from common.corpus import read_corpus
+    from common.data import load_dataset
     for name in NANOGPT_FILES:
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(nanogpt_file(source, name))
-    text = read_corpus(corpus)
-    chars = sorted(set(text))
-    stoi = {ch: i for i, ch in enumerate(chars)}
-    n = int(len(text) * 0.9)  # nanoGPT's split, the project's too (common.data.make_dataset)
+    dataset = load_dataset(corpus)
+    chars = dataset.tokenizer.chars
     data = dest / "data" / "shakespeare_char"
     data.mkdir(parents=True, exist_ok=True)
-    np.array([stoi[c] for c in text[:n]], dtype=np.uint16).tofile(data / "train.bin")
-    np.array([stoi[c] for c in text[n:]], dtype=np.uint16).tofile(data / "val.bin")
+    dataset.train.numpy().astype(np.uint16).tofile(data / "train.bin")
+    dataset.val.numpy().astype(np.uint16).tofile(data / "val.bin")
     with open(data / "meta.pkl", "wb") as f:
-        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
-    print(f"wrote {dest}: {', '.join(NANOGPT_FILES)}; data/shakespeare_char: {n:,} training and "
-          f"{len(text) - n:,} validation characters, vocabulary {len(chars)}")
+        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)),
+                     "stoi": {ch: i for i, ch in enumerate(chars)}}, f)
+    print(f"wrote {dest}: {', '.join(NANOGPT_FILES)}; data/shakespeare_char: {len(dataset.train):,} training and "
+          f"{len(dataset.val):,} validation characters, vocabulary {len(chars)}")
 
 
 # -- one run, timed from outside ----------------------------------------------------------------------------
@@ -209,11 +213,15 @@ def progress(timed: Timed, step_pattern: str, eval_pattern: str
 
 def ms_per_step(steps: list[tuple[int, float]], eval_interval: int) -> float | None:
     """Wall ms per step between evaluations: within each stretch k*E < step < (k+1)*E (k >= 1: the first stretch
-    holds the warm-up and the compilation), the seconds from its first sample to its last over the steps between."""
+    holds the warm-up and the compilation), the seconds from its first sample to its last over the steps between,
+    both taken once a quarter of the stretch has passed. A tool that does not wait for the GPU at every step (the
+    runner; nanoGPT reads the loss before each log line) reports a step when it is queued: after an evaluation
+    the queue is empty and its first reports come as the steps run, later ones a full queue ahead of them; from a
+    quarter in, both ends are that same lead ahead, so their difference is the steps' own time."""
     seconds, count = 0.0, 0
     by_stretch: dict[int, list[tuple[int, float]]] = {}
     for n, t in steps:
-        if n % eval_interval:
+        if n % eval_interval >= eval_interval // 4:
             by_stretch.setdefault(n // eval_interval, []).append((n, t))
     for k, samples in by_stretch.items():
         if k >= 1 and len(samples) >= 2 and samples[-1][0] > samples[0][0]:
@@ -224,20 +232,20 @@ def ms_per_step(steps: list[tuple[int, float]], eval_interval: int) -> float | N
 
 # -- the two tools ------------------------------------------------------------------------------------------
 
-def nanogpt_flops_per_token(size: dict, vocab: int = 65) -> float:
+def nanogpt_flops_per_token(size: dict) -> float:
     """6 N + 12 L H Q T for nanoGPT's model (bias=False): N = its parameters without the position table (the
     token table is the output layer too), as its get_num_params counts them."""
     L, C, T = size["n_layer"], size["n_embd"], size["block_size"]
-    n = L * (12 * C * C + 2 * C) + C + vocab * C  # per block: ln_1, qkv, proj, ln_2, fc, proj; ln_f; wte
+    n = L * (12 * C * C + 2 * C) + C + 65 * C  # per block: ln_1, qkv, proj, ln_2, fc, proj; ln_f; wte (65 characters)
     return 6 * n + 12 * L * C * T
 
 
-def runner_flops_per_token(size: dict, vocab: int = 65) -> float:
+def runner_flops_per_token(size: dict) -> float:
     from bench.measure import training_flops_per_token
     from common.profiles import get_profile, make_configs, settings_for
     from stages import STAGES
     settings = {**settings_for(get_profile("lecture"), "scaled"), **size}
-    config, _ = make_configs(STAGES["scaled"].Config, settings, vocab)
+    config, _ = make_configs(STAGES["scaled"].Config, settings, 65)  # Tiny Shakespeare's 65 characters
     return training_flops_per_token(STAGES["scaled"].Model(config), config.block_size)[1]
 
 
@@ -255,7 +263,7 @@ def runner_command(python: str, size: dict, iters: int, eval_interval: int, eval
     settings = {**size, **SCHEDULE, **dict(max_iters=iters, eval_interval=eval_interval, eval_iters=eval_iters)}
     sets = [a for k, v in settings.items() for a in ("--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}")]
     return [python, str(ROOT / "runner.py"), "--profile", "lecture", "--stage", "scaled", "--seeds", "0",
-            "--device", device, "--jobs", "1", "--force", "--out", out_dir, *sets, *(["--compile"] if compiled else [])]
+            "--device", device, "--jobs", "1", "--out", out_dir, *sets, *(["--compile"] if compiled else [])]
 
 
 def nanogpt_read_back(timed: Timed, scratch: Path, evals: list) -> tuple[float | None, list]:
@@ -266,11 +274,11 @@ def nanogpt_read_back(timed: Timed, scratch: Path, evals: list) -> tuple[float |
 
 def runner_read_back(timed: Timed, scratch: Path, evals: list) -> tuple[float | None, list]:
     """(peak MB, evaluations): from the run's record and curve.csv, when it finished."""
+    from common.io import read_json
     records = list(scratch.glob("*/runs/scaled/seed0/run.json"))
     if not records:
         return None, evals
-    return json.loads(records[0].read_text()).get("peak_memory_mb"), curve_losses(records[0].with_name("curve.csv"),
-                                                                                   evals)
+    return read_json(records[0]).get("peak_memory_mb"), curve_losses(records[0].with_name("curve.csv"), evals)
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,7 @@ TOOLS = {
 }
 
 
-def measure(name: str, compiled: bool, args, size: dict, limit: float, log) -> dict:
+def measure(name: str, compiled: bool, args, size: dict, flops_per_token: float, limit: float, log) -> dict:
     """One run of one tool: its row of the table."""
     tool = TOOLS[name]
     scratch = Path(tempfile.mkdtemp(prefix=f"versus-{name}-"))
@@ -309,7 +317,7 @@ def measure(name: str, compiled: bool, args, size: dict, limit: float, log) -> d
     ms = ms_per_step(steps, args.eval_interval)
     tokens = size["batch_size"] * size["block_size"] / (ms / 1e3) if ms else None
     peak_flops = args.peak_tflops * 1e12 if args.peak_tflops else None
-    mfu = 100 * tokens * tool.flops_per_token(size) / peak_flops if tokens and peak_flops else None
+    mfu = 100 * tokens * flops_per_token / peak_flops if tokens and peak_flops else None
     return dict(tool=name, compiled=compiled, ms=ms, tokens=tokens, mfu=mfu, peak_mb=peak,
                 last_step=evals[-1][0] if evals else None, val=evals[-1][2] if evals else None,
                 to_target=next((t for _, t, val in evals if val <= args.target), None), wall=timed.wall,
@@ -355,23 +363,17 @@ def markdown(rows: list[dict], args, size: dict, machine: str) -> str:
     return "\n".join(lines)
 
 
-PEAK = ("import torch, time\n"
-        "a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)\n"
-        "best = 0.0\n"
-        "for _ in range(5):\n"
-        "    torch.cuda.synchronize(); t = time.perf_counter()\n"
-        "    for _ in range(10): a @ b\n"
-        "    torch.cuda.synchronize(); best = max(best, 10 * 2 * 8192 ** 3 / (time.perf_counter() - t) / 1e12)\n"
-        "print(best)")
+PEAK = ("from bench.machine import measure_ceiling; "
+        "print(measure_ceiling({'device': 'cuda', 'n': 8192, 'repeats': 5, 'dtypes': ['bf16']})['gflops']['bf16'])")
 
 
 def measured_peak(python: str) -> float | None:
-    """TFLOP/s of the best of a few 8192^3 bf16 matrix products on the GPU, in a process of its own (this one
-    never starts CUDA: its children are the ones measured)."""
-    done = subprocess.run([python, "-c", PEAK], capture_output=True, text=True, timeout=120)
+    """TFLOP/s of the best of a few 8192^3 bf16 matrix products on the GPU (bench.machine.measure_ceiling), in a
+    process of its own (this one never starts CUDA: its children are the ones measured); None if it failed."""
     try:
-        return float(done.stdout.split()[-1])
-    except (IndexError, ValueError):
+        done = subprocess.run([python, "-c", PEAK], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return float(done.stdout.split()[-1]) / 1e3
+    except (subprocess.TimeoutExpired, IndexError, ValueError):
         return None
 
 
@@ -402,23 +404,23 @@ def run(args) -> None:
     if args.peak_tflops is None and args.device.startswith("cuda"):
         args.peak_tflops, args.peak_from = measured_peak(args.python), "measured: 8192^3 bf16 matrix products"
     signal.signal(signal.SIGTERM, lambda *_: STOP.update(asked=True))  # a time limit: end the run, write the table
+    from common.io import write_text
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    flops = {tool: TOOLS[tool].flops_per_token(size) for tool in TOOLS} if args.peak_tflops else dict.fromkeys(TOOLS)
     with open(out.with_suffix(".log"), "w") as log:
-        for round_ in range(args.rounds):
-            tools = list(TOOLS) if round_ % 2 == 0 else list(TOOLS)[::-1]  # alternate who goes first
-            for compiled in modes:
-                for tool in tools:
-                    left = args.budget - (time.monotonic() - start)
-                    if left < 30 or STOP["asked"]:
-                        print(f"{tool}, compile {compiled}: skipped, {left:.0f} s left of --budget {args.budget}")
-                        continue
-                    print(f"{tool}, compile {compiled} (limit {min(args.run_limit, left):.0f} s) ...", flush=True)
-                    row = measure(tool, compiled, args, size, min(args.run_limit, left), log)
-                    rows.append(row)
-                    print("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("tool", "compiled")),
-                          flush=True)
-                    out.write_text(markdown(rows, args, size, machine))
+        for compiled in modes:
+            for tool in TOOLS:
+                left = args.budget - (time.monotonic() - start)
+                if left < 30 or STOP["asked"]:
+                    print(f"{tool}, compile {compiled}: skipped, {left:.0f} s left of --budget {args.budget}")
+                    continue
+                print(f"{tool}, compile {compiled} (limit {min(args.run_limit, left):.0f} s) ...", flush=True)
+                row = measure(tool, compiled, args, size, flops[tool], min(args.run_limit, left), log)
+                rows.append(row)
+                print("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("tool", "compiled")),
+                      flush=True)
+                write_text(out, markdown(rows, args, size, machine))
     print(f"wrote {out} (and the runs' output in {out.with_suffix('.log')})")
 
 
@@ -430,14 +432,13 @@ def main(argv: list[str] | None = None) -> None:
     prep.add_argument("--nanogpt", required=True, type=Path, help="a checkout of karpathy/nanoGPT, or its .git folder")
     prep.add_argument("--data", help="the corpus (default: as the runner finds it)")
     prep.add_argument("--nanogpt-dir", type=Path, default=ROOT / ".nanogpt")
-    r = sub.add_parser("run", help="train both, alternating, and write the table")
+    r = sub.add_parser("run", help="train both in turn and write the table")
     r.add_argument("--device", default="cuda")
     r.add_argument("--tiny", action="store_true", help="a tiny model (the rehearsal on a CPU)")
     r.add_argument("--iters", type=int, default=5000)
     r.add_argument("--eval-interval", type=int, default=250)
     r.add_argument("--eval-iters", type=int, default=200)
     r.add_argument("--compile", choices=["both", "on", "off"], default="both")
-    r.add_argument("--rounds", type=int, default=1)
     r.add_argument("--target", type=float, default=1.48)
     r.add_argument("--peak-tflops", type=float, help="the GPU's bf16 peak for MFU (default: measured here, the "
                    "best of a few 8192^3 bf16 matrix products)")

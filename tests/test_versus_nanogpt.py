@@ -68,6 +68,26 @@ def test_ms_per_step_leaves_out_the_evaluations_and_the_first_stretch():
     assert versus.ms_per_step(samples[:50], 100) is None  # nothing after the first stretch
 
 
+def test_ms_per_step_is_not_shortened_by_steps_queued_ahead_of_the_gpu():
+    """A tool that does not wait for the GPU reports each step when it is queued: after an evaluation the queue
+    is empty, then it fills (here 10 steps ahead, the CPU queueing 4x faster than the GPU runs); the GPU's 2 ms
+    a step is what the stretch measures, not less."""
+    samples, t = [], 0.0
+    for n in range(1, 401):
+        t += 0.002
+        if n % 100 == 0:
+            t += 1.0  # the evaluation waits for the queue to drain
+        lead = min(n % 100, 10) * 0.0015  # how far ahead of the GPU the report came
+        samples.append((n, t - lead))
+    assert versus.ms_per_step(samples, 100) == pytest.approx(2.0)
+
+
+def test_nanogpt_flops_per_token_is_its_estimate_mfu_count():
+    """6 N + 12 L H Q T for the lecture's GPT as nanoGPT counts it: N = 6 blocks of 12 C^2 + 2 C, ln_f's C and the
+    shared token table's 65 C (10,646,784); 12 L H Q T = 12 * 6 * 384 * 256."""
+    assert versus.nanogpt_flops_per_token(versus.LECTURE_GPT) == 6 * 10_646_784 + 12 * 6 * 384 * 256 == 70_958_592
+
+
 def test_a_bars_redraw_is_stamped_when_it_arrived_not_when_the_next_write_ended_it(tmp_path):
     """A progress bar redraws with "\r...": a redraw's text is ended only by the next write, which may come after a
     whole evaluation; each piece carries the time its first byte arrived."""
@@ -97,15 +117,19 @@ def test_run_times_both_tools_and_writes_the_table(stand_in, tmp_path, corpus_pa
     monkeypatch.setenv("GPT_LADDER_DATA", str(corpus_path))
     out = tmp_path / "versus.md"
     versus.main(["run", "--device", "cpu", "--tiny", "--iters", "300", "--eval-interval", "100", "--eval-iters",
-                 "2", "--compile", "off", "--target", "3.5", "--nanogpt-dir", str(stand_in), "--out", str(out)])
+                 "2", "--compile", "off", "--target", "3.5", "--peak-tflops", "0.01", "--nanogpt-dir", str(stand_in),
+                 "--out", str(out)])
     table = out.read_text()
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in table.splitlines() if line.startswith("| nanoGPT") or line.startswith("| runner")}
     assert set(rows) == {"nanoGPT", "runner"}
     for tool, cells in rows.items():
-        compiled, ms, tokens, _, _, last_step, val, to_target, wall, exit_ = cells
+        compiled, ms, tokens, mfu, _, last_step, val, to_target, wall, exit_ = cells
         assert compiled == "no" and float(ms) > 0 and last_step == "300" and exit_ == "0", (tool, cells)
-        assert float(tokens.replace(",", "")) == pytest.approx(8 * 32 / (float(ms) / 1e3), rel=0.01)
+        tokens_per_second = float(tokens.replace(",", ""))
+        assert tokens_per_second == pytest.approx(8 * 32 / (float(ms) / 1e3), rel=0.01)
+        flops = {"nanoGPT": versus.nanogpt_flops_per_token, "runner": versus.runner_flops_per_token}[tool]
+        assert float(mfu) == pytest.approx(100 * tokens_per_second * flops(versus.TINY) / 1e10, rel=0.02)
     assert float(rows["nanoGPT"][1]) >= 3.0  # the stand-in sleeps 3 ms a step
     assert float(rows["nanoGPT"][6]) == pytest.approx(3.1)  # its last "val loss"
     assert float(rows["nanoGPT"][7]) < float(rows["nanoGPT"][8])  # 3.5 reached (at step 100) before the end
