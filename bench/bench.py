@@ -36,7 +36,7 @@ How each number is measured
 - **GFLOP/s** uses the usual estimate of training FLOPs (Kaplan et al. 2020; nanoGPT's
   `estimate_mfu`): per token, 6 * N for the weight matmuls, forward and backward, with N the
   parameters outside the two embedding tables (a lookup costs no multiply-adds; the lm_head
-  does count), plus 12 * T * sum(attention width) for the attention scores and the weighted sum
+  does count, and so does a token table that is the lm_head too, tied, as nanoGPT's), plus 12 * T * sum(attention width) for the attention scores and the weighted sum
   (QK^T and AV: 2 * T * width each forward, twice that backward; T = block_size, the full T x T
   computed), and 4 * T * n_embd for the causal average of the `averaging` stage. It ignores the
   element-wise work (softmax, masking, LayerNorm, ReLU, dropout, AdamW), which for models this

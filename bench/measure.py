@@ -52,7 +52,8 @@ def training_flops_per_token(model, block_size: int) -> tuple[int, float]:
     """(N, training FLOPs per token): 6 N + the attention terms; see the module docstring."""
     import torch.nn as nn
 
-    embeddings = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    outputs = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}  # a tied table multiplies too
+    embeddings = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()} - outputs
     n = sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
     flops = 6.0 * n
     for m in model.modules():

@@ -215,6 +215,8 @@ def test_the_nanogpt_shaped_reference_is_a_working_gpt_of_the_same_sizes():
     assert torch.allclose(model(changed)[0][:, :-1], logits[:, :-1], atol=1e-6)  # causal
     n, per_token = training_flops_per_token(model, config.block_size)
     assert per_token == 6 * n + 12 * config.n_layer * config.block_size * config.n_embd  # attention counted
+    position_table = config.block_size * config.n_embd  # the one table that only looks up: the token table is the
+    assert n == sum(p.numel() for p in model.parameters()) - position_table  # output layer too, and multiplies
     scaled = STAGES["scaled"].Model(config)
     assert 0.8 < sum(p.numel() for p in model.parameters()) / sum(p.numel() for p in scaled.parameters()) < 1.0
 
