@@ -74,15 +74,19 @@ started="$OUT/.started"  # folders changed after it are this call's
 touch "$started"
 written=()
 
+clamped() {  # clamped LIMIT: LIMIT, or the seconds left before TOTAL_S if fewer (so the archive is always written)
+    local left=$((TOTAL_S - SECONDS))
+    echo $(($1 < left ? $1 : left))
+}
+
 step() {  # step NAME LIMIT COMMAND...: run it under its limit, log its output and its wall time
-    local name=$1 limit=$2
+    local name=$1 limit
+    limit=$(clamped "$2")
     shift 2
-    local left=$((TOTAL_S - SECONDS))  # never past TOTAL_S, so the archive below is always written
-    if [ "$left" -lt 20 ]; then
-        echo "== $name: skipped, ${left}s left of TOTAL_S=${TOTAL_S}" | tee -a "$log"
+    if [ $((TOTAL_S - SECONDS)) -lt 20 ]; then
+        echo "== $name: skipped, $((TOTAL_S - SECONDS))s left of TOTAL_S=${TOTAL_S}" | tee -a "$log"
         return
     fi
-    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit}s): $*" | tee -a "$log"
     local start=$SECONDS
     timeout -k 15 "$limit" "$@" 2>&1 | tee -a "$log"  # SIGTERM: a run stops at the end of its step
@@ -107,10 +111,10 @@ for name in $STEPS; do
                 --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS --no-progress --out "$RESULTS"
             written+=("$RESULTS/$LECTURE_PROFILE") ;;
         versus)
-            limit=$((TOTAL_S - SECONDS)); [ "$VERSUS_S" -lt "$limit" ] && limit=$VERSUS_S
+            limit=$(clamped "$VERSUS_S")
             # its own budget 40 s inside the step's limit: the last run's stop (10 s), the table, python's start
             # shellcheck disable=SC2086  # VERSUS_ARGS is a list
-            step versus "$VERSUS_S" "$PYTHON" bench/versus_nanogpt.py run --device "$DEVICE" --python "$PYTHON" \
+            step versus "$limit" "$PYTHON" bench/versus_nanogpt.py run --device "$DEVICE" --python "$PYTHON" \
                 --compile "$VERSUS_COMPILE" --iters "$VERSUS_ITERS" --budget $((limit - 40)) \
                 --out "$OUT/versus-nanogpt.md" $VERSUS_ARGS ;;
         modern)
