@@ -85,3 +85,66 @@ def test_every_docs_page_is_linked_from_the_readme_or_the_docs_index():
                 linked.add((page.parent / target.partition("#")[0]).resolve())
     orphans = [_relative(page) for page in PAGES[1:] if page.resolve() not in linked]
     assert not orphans, f"not linked from README.md or docs/README.md: {', '.join(orphans)}"
+
+
+# The ladder tables quoted on the pages, each against the ladder.md it quotes: (page, its table's header's first
+# cells, the ladder table)
+QUOTED_LADDERS = [("README.md", "| stage | params | seeds | val loss (mean ± std) | delta | 95% interval | verdict | gap |",
+                   "results/cpu/ladder.md"),
+                  ("README.md", "| stage | params | seeds | val loss (mean ± std) | delta | 95% interval | verdict | tokens/s",
+                   "results/cpu/modern/ladder.md"),
+                  ("docs/modern.md", "| stage | params | seeds | val loss (mean ± std) |", "results/cpu/modern/ladder.md"),
+                  ("docs/lecture.md", "| stage | params | seeds | val loss (mean ± std) |", "results/lecture/ladder.md")]
+
+
+def markdown_table(markdown: str, header_start: str) -> list[dict[str, str]]:
+    """The rows of the first table whose header line starts with header_start, as {column: cell}."""
+    lines = markdown.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [cell.strip() for cell in lines[first].strip("|").split("|")]
+    rows = []
+    for line in lines[first + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))))
+    return rows
+
+
+def quoted_cells(row: dict[str, str]) -> dict[str, str]:
+    """A ladder.md row's cells as the pages write them."""
+    signed = f"{float(row['gap']):+.3f}" if row["gap"] else ""
+    interval = f"{row['ci_low']} … {row['ci_high']}" if row["ci_low"] else ""
+    return {"params": row["params"], "seeds": row["seeds"], "val loss (mean ± std)":
+            f"{row['val_loss_mean']} ± {row['val_loss_std']}", "delta": row["delta"], "95% interval": interval,
+            "verdict": row["verdict"], "gap": signed, "tokens/s": row["tokens_per_second"],
+            "lecture": f"{float(row['lecture_val_loss']):.2f}" if row["lecture_val_loss"] else ""}
+
+
+def quote_mismatches(page_text: str, header_start: str, ladder_text: str) -> list[str]:
+    """Each cell of a page's quoted ladder table that says otherwise than the ladder.md it quotes."""
+    ladder = {row["stage"]: quoted_cells(row) for row in markdown_table(ladder_text, "| stage |")}
+    wrong = []
+    for row in markdown_table(page_text, header_start):
+        for column, cell in row.items():
+            if column != "stage" and cell != ladder[row["stage"]][column]:
+                wrong.append(f"{row['stage']} {column}: {cell!r}, the ladder says {ladder[row['stage']][column]!r}")
+    return wrong
+
+
+@pytest.mark.parametrize("page, header_start, ladder", QUOTED_LADDERS,
+                         ids=[f"{page}:{ladder}" for page, _, ladder in QUOTED_LADDERS])
+def test_a_quoted_ladder_table_says_what_its_ladder_md_says(page, header_start, ladder):
+    wrong = quote_mismatches((ROOT / page).read_text(encoding="utf-8"), header_start,
+                             (ROOT / ladder).read_text(encoding="utf-8"))
+    assert not wrong, f"{page} quotes {ladder} otherwise: {wrong}"
+
+
+def test_the_quote_check_finds_a_cell_rounded_again():
+    ladder = ("| stage | params | seeds | val_loss_mean | val_loss_std | delta | ci_low | ci_high | verdict | gap | "
+              "lecture_val_loss | tokens_per_second |\n|---|\n| averaging | 14,593 | 3 | 2.439 | 0.001 | -0.059 | -0.061 | "
+              "-0.057 | helped | 0.048 |  | 539,278 |\n")
+    page = ("| stage | params | seeds | val loss (mean ± std) | delta | 95% interval | verdict | gap |\n|---|\n"
+            "| averaging | 14,593 | 3 | {} ± 0.001 | -0.059 | -0.061 … -0.057 | helped | +0.048 |\n")
+    assert quote_mismatches(page.format("2.439"), "| stage |", ladder) == []
+    assert quote_mismatches(page.format("2.438"), "| stage |", ladder) == \
+        ["averaging val loss (mean ± std): '2.438 ± 0.001', the ladder says '2.439 ± 0.001'"]
