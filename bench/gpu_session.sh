@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU measurements (issues 31 and 32) on one lent NVIDIA GPU as prepared commands: device time is
-# scarce (15 minutes a session, the machine's start included; 10 minutes a command), so plan and
-# rehearse here (on the CPU, with a tiny profile; tests/test_gpu_session.py), then run it there.
+# The GPU measurements on one NVIDIA GPU as prepared commands, for a GPU machine that is borrowed by the
+# minute (10 minutes a command at most, its start included): rehearse on the CPU first (a tiny profile;
+# tests/test_gpu_session.py), then run it there, so the GPU's time goes to measuring.
 #
 # On the GPU machine, from the repository root (its python3 has PyTorch, pandas, matplotlib, tqdm,
 # scipy and safetensors; no registry, no internet). What travels with the checkout, prepared here:
@@ -11,12 +11,12 @@
 #               --nanogpt PATH` (PATH: a checkout of karpathy/nanoGPT, or its git folder)
 # and name them in the call's carry. Then, one call each (timeout_s 600):
 #
-#   bash bench/gpu_session.sh                        # issue 31: info ladder lecture bench
-#   STEPS="versus" bash bench/gpu_session.sh         # issue 32, items 1 and 2: runner against nanoGPT
-#   STEPS="modern" bash bench/gpu_session.sh         # issue 32, item 3: the 2025 GPT at the lecture GPT's size
+#   bash bench/gpu_session.sh                        # info ladder lecture bench: the gpu ladder, the lecture's GPT
+#   STEPS="versus" bash bench/gpu_session.sh         # the runner against nanoGPT's train.py, time to val 1.48
+#   STEPS="modern" bash bench/gpu_session.sh         # the 2025 GPT at the lecture GPT's size
 #
 # Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
-# the start, so the whole, archive included, stays inside the device tool's 10 minutes a command):
+# the start, so the whole, archive included, stays inside a 10-minute command):
 #   info     nvidia-smi, PyTorch's version and the GPU's name
 #   ladder   runner.py --ladder lecture --profile gpu, SEEDS, JOBS runs side by side on the GPU  (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
@@ -28,7 +28,7 @@
 #            e.g. VERSUS_COMPILE=off VERSUS_ITERS=1500 (ms/step needs a few stretches between evaluations) (VERSUS_S)
 #   modern   runner.py --profile lecture --stage MODERN_STAGE --set MODERN_SET: the top modern rung at
 #            the lecture GPT's size and recipe, SEEDS, beside the `lecture` step's scaled runs   (MODERN_S)
-# The issue's results first: the benchmark gets what time is left, up to BENCH_S.
+# The results first: the benchmark gets what time is left, up to BENCH_S.
 # Each training step runs with --resume: a second call continues an interrupted run where the
 # machine still holds its checkpoint (a fresh machine starts bare); a machine stays warm 30 s after
 # a call. If a step was cut short, call again at once with what the status says is left, e.g.

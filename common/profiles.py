@@ -36,7 +36,7 @@ class Profile:
 # 5,000 steps) and its final 10.8M-parameter GPT.
 # The lecture's intermediate models kept PyTorch's default initialisation; its final gpt.py used
 # N(0, 0.02) (GPT-2's), which suits the LayerNorm'd GPT but starves the un-normalised rungs
-# (issue 9 measured the residual rung at 2.25 with it, 2.08 without).
+# (an earlier measurement put the residual rung at 2.25 with it, 2.08 without).
 LECTURE_SMALL = dict(block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.2, batch_size=32,
                      learning_rate=1e-3, max_iters=5000, eval_interval=500, eval_iters=200, init="pytorch")
 # The lecture trained its bigram (bigram.py) at lr 1e-2 for 3,000 steps, the later models at 1e-3.
@@ -50,7 +50,7 @@ LECTURE_GPT = dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
 # - lr 2e-3 (an early setting) with PyTorch's init: LayerNorm brought no gain (residual 1.841,
 #   layernorm 1.857) and the bigram was undertrained (2.89 at 2,000 steps). The layernorm study
 #   (results/cpu/studies/layernorm) measures it over the rate: within noise at 1e-3, hurt at 3e-3
-#   (+0.029), helped at 1e-2 (-0.049), and at 2e-2 the rung before it diverged. So lr 1e-2, warm-up
+#   (+0.030), helped at 1e-2 (-0.041), and at 2e-2 the rung before it diverged. So lr 1e-2, warm-up
 #   100, cosine to 1e-3, 3 layers; the bigram then ends within 0.01 of where it converges.
 # - 4 layers at lr 1e-2: the residual rung without LayerNorm diverged (val 361 at step 1,250,
 #   seed 0) - the instability LayerNorm exists to cure; the ladder keeps 3 layers (the residual
