@@ -6,7 +6,8 @@ attention projection and after the feed-forward layer, before each rejoins the r
 Dropout is active only in training mode; `model.eval()` turns it off. On the CPU the random mask is
 drawn as uniform numbers instead of with PyTorch's own dropout kernel, which is slower there
 (`Dropout` below): the same operation (each value zeroed with probability p, the rest scaled by
-1 / (1 - p)), from a different stream of random numbers.
+1 / (1 - p), that scale rounded to the activations' precision as PyTorch's kernel rounds it: 1.109
+in bf16 at p = 0.1), from a different stream of random numbers.
 
 Why it should help: it stops the network relying on any single path, a regulariser that pays
 when the model is large enough to memorise the training text (train loss well below val loss).

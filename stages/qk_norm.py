@@ -1,8 +1,10 @@
 """Modern rung 4 — qk_norm: queries and keys normalised per head before their dot product.
 
 What it adds: an RMSNorm (with a learned gain) on each head's query and on its key, just before
-the rotary embedding and the scores, as in OLMo 2 (2024), Gemma 3 (2025) and modded-nanogpt
-(QK-norm itself: Dehghani et al. 2023, ViT-22B). Each query and key then has a root-mean-square of
+the rotary embedding and the scores, per head as in Gemma 3 (2025) and modded-nanogpt (OLMo 2, 2024,
+normalises the whole query and key projections instead). QK-norm itself: Henry et al. 2020
+("Query-Key Normalization for Transformers", an L2 norm with a learned scale), taken to scale by
+ViT-22B (Dehghani et al. 2023, a LayerNorm). Each query and key then has a root-mean-square of
 one times its gain, so a score is a (scaled) cosine similarity whose range the gains set.
 
 Why it should help: without it the scores grow with the size of the query and key weights; when
