@@ -115,8 +115,8 @@ def build_parser(stage_names: list[str], profile_names: list[str],
 
 
 def resume_command(argv: list[str]) -> str:
-    """The command that continues this one: the same arguments, with --resume (and without --force)."""
-    argv = [a for a in argv if a not in ("--resume", "--force")]
+    """The command that continues this one: the same arguments with --resume (with --force: common.run.start_model)."""
+    argv = [a for a in argv if a != "--resume"]
     ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")  # set by torchrun
     launcher = f"torchrun --nproc_per_node={ranks} runner.py " if ranks != "1" else "python runner.py "
     return launcher + shlex.join(argv + ["--resume"])

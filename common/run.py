@@ -254,14 +254,16 @@ def start_model(ctx: RunContext, plan: RunPlan):
     """(model on the device, TrainState or None): a fresh model, or the checkpoint's when resuming it.
 
     An interrupted run's checkpoint is never replaced silently: without --resume, or when it does not
-    match this run, the run is refused with what differs, and --force is the way to start over.
+    match this run, the run is refused with what differs, and --force is the way to start over. With
+    --force and --resume together, an interrupted run of this very experiment (an interrupted --force
+    retrain) is continued; anything else starts over.
     """
     from common.checkpoint import load_checkpoint, train_state_from
     from common.device import set_seed
     name, seed, path = plan.stage.name, plan.seed, plan.checkpoint_path
     set_seed(seed)
     model = plan.stage.Model(plan.model_config).to(ctx.device)
-    if not path.exists() or ctx.options.force:
+    if not path.exists() or ctx.options.force and not continuable(path, plan.key, ctx.options.resume):
         return model, None
     if ctx.options.resume:  # strict: another stage, profile or vocabulary is an error
         checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
@@ -291,6 +293,18 @@ def start_model(ctx: RunContext, plan: RunPlan):
     state = train_state_from(checkpoint)
     print(f"{name:<12} seed {seed}: resuming from step {state.step} of {plan.train_config.max_iters}")
     return model, state
+
+
+def continuable(path: Path, key: str, resume: bool) -> bool:
+    """With --force: whether --resume continues the checkpoint at `path` (an interrupted run with this key)."""
+    from common.checkpoint import load_checkpoint
+    if not resume:
+        return False
+    try:
+        checkpoint = load_checkpoint(path)
+    except LadderError:
+        return False
+    return not checkpoint.get("complete") and checkpoint.get("key") == key
 
 
 def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
@@ -414,6 +428,8 @@ def train_run(ctx: RunContext, name: str, seed: int, stop: Callable[[], bool], p
     if reused(ctx, plan):
         return True
     model, state = start_model(ctx, plan)
+    if ctx.options.force and ctx.world.is_main:  # the replaced result goes now, not beside a new run's checkpoint
+        plan.record_path.unlink(missing_ok=True)
     ctx.world.barrier()  # every rank has read the checkpoint before rank 0 writes the next one
     dataset = ctx.dataset.to(ctx.device)
     memory = MemoryMeter(ctx.device)

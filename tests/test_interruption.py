@@ -259,9 +259,10 @@ def test_kill_9_at_any_moment_never_leaves_a_broken_file(tmp_path, corpus_path):
     assert set(table.verdict[table.seeds == 0]) == {"missing"}  # the rungs not trained between them
 
 
-def make_context(out: Path, corpus_path: Path, *, resume: bool = False, overrides=None) -> RunContext:
+def make_context(out: Path, corpus_path: Path, *, resume: bool = False, force: bool = False,
+                 overrides=None) -> RunContext:
     """What the runner hands a run: the smoke profile on the CPU, results under `out`."""
-    return smoke_context(out, corpus_path, overrides=overrides, resume=resume)
+    return smoke_context(out, corpus_path, overrides=overrides, resume=resume, force=force)
 
 
 class _StopAfter:
@@ -302,6 +303,34 @@ def test_resume_after_a_kill_between_the_last_checkpoint_and_the_record(tmp_path
     again = json.loads((folder / "run.json").read_text())
     assert again["final"] == first["final"]
     assert (folder / "sample.txt").read_text() == sample != ""
+
+
+@pytest.mark.parametrize("force_again", [False, True], ids=["--resume", "--resume --force"])
+def test_an_interrupted_force_retrain_leaves_no_old_result_and_resume_continues_it(tmp_path, corpus_path,
+                                                                                     force_again):
+    overrides = {"eval_interval": 5, "max_iters": 40}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_run(make_context(tmp_path / "reference", corpus_path, overrides=overrides), "bigram", 0,
+                         lambda: False)
+        ctx = make_context(tmp_path / "run", corpus_path, overrides=overrides)
+        assert train_run(ctx, "bigram", 0, lambda: False)
+    folder = run_dir(ctx.folder, "bigram", 0)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert train_run(make_context(tmp_path / "run", corpus_path, overrides=overrides, force=True), "bigram", 0,
+                         _StopAfter(12)) is False
+    step = load_checkpoint(folder / "checkpoint.pt")["step"]
+    assert 0 < step < 40
+    # the old result is gone with the retrain's start: no finished record beside the new run's checkpoint
+    assert not (folder / "run.json").exists()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert train_run(make_context(tmp_path / "run", corpus_path, overrides=overrides, resume=True,
+                                      force=force_again), "bigram", 0, lambda: False)
+    assert f"resuming from step {step} of 40" in out.getvalue()
+    reference = json.loads((run_dir(make_context(tmp_path / "reference", corpus_path, overrides=overrides).folder,
+                                    "bigram", 0) / "run.json").read_text())
+    assert json.loads((folder / "run.json").read_text())["final"]["val_loss"] == \
+        pytest.approx(reference["final"]["val_loss"], abs=1e-4)
 
 
 # -- two runners, one folder -----------------------------------------------------------------------
