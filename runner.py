@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from common.errors import LadderError  # noqa: E402  (light imports first: --help stays fast)
+from common.choices import check_choices  # noqa: E402  (light imports first: --help stays fast)
+from common.errors import LadderError  # noqa: E402
 from common.jobs import FolderLock, Stop, check_writable, training_tasks  # noqa: E402
 from common.run import Stage, results_folder  # noqa: E402
 
@@ -159,6 +160,7 @@ def _main(argv: list[str], stop: Stop) -> int:
 
     parser = build_parser(ALL_STAGE_NAMES, list(PROFILES), list(STUDIES), list(LADDERS))
     args = parser.parse_args(argv)
+    check_choices(args, argv)
     import torch
 
     from stages import STAGES
@@ -185,8 +187,6 @@ def _main(argv: list[str], stop: Stop) -> int:
         raise LadderError("--out must name a folder, got an empty string")
     if args.jobs is not None and args.jobs < 1:
         raise LadderError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.ladder and (args.stage or args.all):
-        raise LadderError("--ladder trains a whole ladder: leave out --stage and --all")
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))  # another corpus: its own
 

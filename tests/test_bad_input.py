@@ -89,6 +89,16 @@ CUDA = torch.cuda.is_available()
     (["--sample", "--stage", "bigram", "--temperature", "0"], "temperature must be positive"),
     (["--sample", "--stage", "bigram", "--top-k", "0"], "top-k must be a positive integer"),
     (["--sample", "--stage", "bigram", "mlp"], "exactly one --stage"),
+    # one thing to do per command, and no option the chosen thing would ignore (common/choices.py)
+    (["--all", "--stage", "mlp"], "--stage and --all each choose what to train"),
+    (["--list", "--sample", "--stage", "bigram"], "--list and --sample are two different things to do"),
+    (["--show", "bigram", "--attention", "mlp"], "--show and --attention are two different things to do"),
+    (["--chart", "--sample", "--stage", "bigram"], "--chart redraws saved results, --sample does something else"),
+    (["--chart", "--stage", "bigram"], "--chart does not read --stage"),
+    (["--study", "dropout", "--ladder", "modern"], "--study does not read --ladder"),
+    (["--stage", "bigram", "--temperature", "0.5"], "--temperature is an option of --sample"),
+    (["--attention", "mlp", "--prompt", "ROMEO", "--top-k=3"], "--top-k is an option of --sample"),
+    (["--sample", "--stage", "bigram", "--seeds", "0", "1"], "--sample reads one trained run"),
 ])
 def test_bad_arguments(trained, corpus_path, args, message):
     before = snapshot(trained)

@@ -46,8 +46,8 @@ def test_one_ladder_one_stage_and_explicit_seeds():
 
 @pytest.mark.parametrize("args, message", [
     (["--ladder", "ancient"], "invalid choice: 'ancient'"),
-    (["--ladder", "modern", "--stage", "gelu"], "leave out --stage and --all"),
-    (["--ladder", "modern", "--all"], "leave out --stage and --all"),
+    (["--ladder", "modern", "--stage", "gelu"], "--stage and --ladder each choose what to train"),
+    (["--ladder", "modern", "--all"], "--ladder and --all each choose what to train"),
     (["--stage", "rope", "--set", "rope=maybe"], "rope must be of type bool"),
     (["--stage", "softcap", "--set", "logit_cap=-1"], "logit_cap must be a positive number"),
     (["--stage", "rope", "--set", "n_head=3"], "must be divisible by n_head"),
