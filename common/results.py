@@ -38,10 +38,31 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
         if not is_run_record(record):
             print(f"skipping {path}: not a finished run's record (retrain it with --force)", file=sys.stderr)
             continue
+        damaged = unreadable_part(path.parent)
+        if damaged:
+            print(f"skipping {path.parent}: its {damaged} cannot be read (retrain it with --force)", file=sys.stderr)
+            continue
         if record["stage"] in stage_names:
             record["_dir"] = path.parent
             runs.append(record)
     return one_experiment(runs, folder)
+
+
+def unreadable_part(run_folder: Path) -> str | None:
+    """The name of the file beside a run's record that the report reads and cannot (curve.csv: the chart's
+    curves; sample.txt: the samples page), or None."""
+    import pandas as pd
+    try:
+        curve = pd.read_csv(run_folder / "curve.csv")
+        if curve.empty or not {"step", "val_loss"} <= set(curve.columns):
+            return "curve.csv"
+    except (OSError, ValueError):  # missing, empty or not a table
+        return "curve.csv"
+    try:
+        (run_folder / "sample.txt").read_text(encoding="utf-8")
+    except (OSError, ValueError):  # missing, or not UTF-8
+        return "sample.txt"
+    return None
 
 
 def experiment_of(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -213,6 +213,32 @@ def test_chart_skips_a_record_of_the_wrong_shape(sampled, tmp_path, corpus_path,
     assert "| bigram |" in stdout and "| residual |" not in stdout
 
 
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory, corpus_path) -> Path:
+    out = tmp_path_factory.mktemp("two_seeds")
+    code, _, err = run_main("--profile", "smoke", "--seeds", "0", "1", "--stage", "bigram", "--data", str(corpus_path),
+                            "--out", str(out))
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("name, damage", [("curve.csv", b""), ("curve.csv", None), ("sample.txt", b"\xff\xfe R\x00"),
+                                          ("sample.txt", None)], ids=["empty curve", "no curve", "binary sample",
+                                                                      "no sample"])
+def test_chart_skips_a_run_whose_curve_or_sample_cannot_be_read(two_seeds, tmp_path, corpus_path, name, damage):
+    out = tmp_path / "results"
+    shutil.copytree(two_seeds, out)
+    run = out / "smoke" / "runs" / "bigram" / "seed1"
+    if damage is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_bytes(damage)
+    code, stdout, err = run_main("--chart", "--profile", "smoke", "--data", str(corpus_path), "--out", str(out))
+    assert code == 0 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"skipping {run}: its {name} cannot be read (retrain it with --force)"]
+    assert "| bigram |" in stdout and (out / "smoke" / "samples.md").is_file()
+
+
 def test_checkpoints_load_only_tensors_and_plain_data(tmp_path):
     """A checkpoint that would run code when unpickled is refused (weights_only=True)."""
     from common.checkpoint import load_checkpoint
