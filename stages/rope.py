@@ -36,6 +36,13 @@ ROPE_BASE = 10_000.0  # RoFormer's and Llama's base wavelength
 class Config(GeluConfig):
     rope: bool = True  # False: the learned position table, as the rung before (the leave-one-out study)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        head_size = self.n_embd // self.n_head
+        if self.rope and head_size % 2:  # the rotation turns coordinates in pairs
+            raise ValueError(f"rotary embeddings need an even head size (n_embd / n_head), got {self.n_embd} / "
+                             f"{self.n_head} = {head_size}")
+
 
 def rotary_angles(block_size: int, head_size: int) -> torch.Tensor:
     """(block_size, head_size): the angle t * theta_i of position t for coordinate pair i, written for both

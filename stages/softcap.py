@@ -11,6 +11,7 @@ It is measured as a step from the top rung of the modern ladder (the piece it wo
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,8 @@ class Config(QKNormConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.logit_cap > 0:
-            raise ValueError(f"logit_cap must be a positive number, got {self.logit_cap}")
+        if not 0 < self.logit_cap < math.inf:
+            raise ValueError(f"logit_cap must be a positive finite number, got {self.logit_cap}")
 
 
 class SoftCap(nn.Module):

@@ -75,6 +75,8 @@ CUDA = torch.cuda.is_available()
     (["--set", "dropout=lots"], "dropout must be of type float"),
     (["--set", "learning_rate"], "is not of the form name=value"),
     (["--set", "n_embd=30", "--set", "n_head=4"], "divisible"),
+    (["--stage", "rope", "--set", "n_embd=36", "--set", "n_head=4"], "rotary embeddings need an even head size"),
+    (["--stage", "softcap", "--set", "logit_cap=inf"], "logit_cap must be a positive finite number"),
     (["--set", "block_size=0"], "block_size must be positive"),
     (["--set", "block_size=-5"], "block_size must be positive"),
     (["--set", "block_size=200000"], "too large for this corpus"),
