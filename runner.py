@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from common.choices import check_choices  # noqa: E402  (light imports first: --help stays fast)
 from common.errors import LadderError  # noqa: E402
 from common.jobs import FolderLock, Stop, check_writable, training_tasks  # noqa: E402
-from common.run import Stage, results_folder  # noqa: E402
+from common.run import Stage, results_folder, same_options  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +44,7 @@ def _seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers separated by spaces, got {text!r}") from None
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"seeds must be non-negative integers below 2**32, got {value}")
     return value
@@ -70,7 +70,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
                       help="draw a rung's attention over --prompt (a panel per head, a row per layer) and print a "
                            "per-head summary; weights as for --sample (no training)")
     what.add_argument("--chart", "--report", dest="chart", action="store_true",
-                      help="redraw ladder.csv/.md, loss_ladder.png and samples.md from saved results (no training)")
+                      help="redraw tables, charts, samples pages, weights and attention maps from saved results (no training)")
     study = p.add_argument_group("regime studies: a rung against its baseline over a swept setting (see docs/studies.md)")
     study.add_argument("--study", nargs="+", choices=[*(study_names or []), "all"], metavar="NAME",
                        help=f"train (or with --chart redraw) a named study: {', '.join(study_names or [])}, or all; "
@@ -100,7 +100,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
-    how.add_argument("--out", default=str(ROOT / "results"), help="results folder (default: results/)")
+    how.add_argument("--out", default=str(ROOT / "results"), type=os.path.expanduser, help="results go to <out>/<profile>/")
     how.add_argument("--no-progress", action="store_true", help="no progress bars")
     smp = p.add_argument_group("sampling (with --sample; --seeds picks the training seed's checkpoint)")
     smp.add_argument("--num-samples", type=int, default=1, help="samples to print (default 1)")
@@ -111,7 +111,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     smp.add_argument("--top-k", type=int, help="sample only from the k most likely characters")
     prompt = smp.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", help="text to start from (default: a newline)")
-    prompt.add_argument("--prompt-file", help="read the text to start from from this file")
+    prompt.add_argument("--prompt-file", type=os.path.expanduser, help="read the text to start from from this file")
     return p
 
 
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. the disk filled up, or a folder became unwritable mid-run
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error: cannot write or read{where} ({exc.strerror or exc}): free some space or fix the "
-              f"permissions, then run again with --resume", file=sys.stderr)
+              f"permissions, then run the command again (with --resume, if it was training)", file=sys.stderr)
         return 2
     finally:
         stop.uninstall()
@@ -173,9 +173,9 @@ def _main(argv: list[str], stop: Stop) -> int:
         args.profile = STUDIES[studies[0]].profile
     if args.profile is None:
         args.profile = "gpu" if torch.cuda.is_available() else "cpu"
-        if not (args.list or args.sample or args.chart):
+        if not (args.list or args.show or args.sample or args.attention or args.chart):  # a note, not their output
             print(f"no --profile given: using '{args.profile}' "
-                  f"({'CUDA is available' if args.profile == 'gpu' else 'CUDA is not available'})")
+                  f"({'CUDA is available' if args.profile == 'gpu' else 'CUDA is not available'})", file=sys.stderr)
     profile = get_profile(args.profile)
     overrides = parse_overrides(args.overrides, [m.Config for m in STAGES.values()])
     if args.max_iters is not None:
@@ -236,7 +236,8 @@ def redraw(folder, profile, overrides, stages) -> int:
     """--chart: every ladder's report from the folder's saved runs (no training)."""
     from common.results import has_results
     if not has_results(folder):
-        raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name})")
+        raise LadderError(f"no results in {folder}: train first (python runner.py --profile {profile.name}"
+                          f"{same_options(folder, profile.name)})")
     check_writable(folder)
     with FolderLock(folder):
         report_ladders(folder, profile, overrides, stages)
@@ -269,7 +270,7 @@ def trained(args, argv, stop: Stop, profile, overrides, stages, make_tasks, repo
 
 def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, names: list[str]) -> int:
     """Train (or, with --chart, redraw) each chosen study, one after another, each under its own lock."""
-    from common.report import write_study_report
+    from common.report import redraw_study, write_study_report
     from common.studies import choose_studies, print_study, study_folder, study_tasks
     from common.corpus import corpus_id
     seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
@@ -283,9 +284,7 @@ def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, n
             print_study(write_study_report(folder, study, profile, overrides), study, folder)
 
         if args.chart:
-            check_writable(folder)
-            with FolderLock(folder):
-                report()
+            redraw_study(folder, study, profile, report, skip_missing="all" in (args.study or []))
             continue
         what = (f"study {study.name}: {study.rung} against {study.against} over {study.setting} = "
                 f"{', '.join(map(str, study.values))}, seeds {list(study.seeds)}")

@@ -140,7 +140,7 @@ MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: a character-level corpus beyond this would 
 
 def read_corpus(path: str | os.PathLike | None = None) -> str:
     """The corpus text, with a clear error for a directory, a FIFO or device, a file over 1 GiB, an
-    unreadable, empty or non-UTF-8 file."""
+    unreadable, empty or non-UTF-8 file, and one holding NULs (UTF-16 or binary)."""
     path = locate_corpus(path)
     if path.is_dir():
         raise LadderError(f"corpus path {path} is a directory: pass the path of a text file with --data")
@@ -159,12 +159,17 @@ def read_corpus(path: str | os.PathLike | None = None) -> str:
     except OSError as exc:
         raise LadderError(f"cannot read corpus file {path} ({exc.strerror}): check its permissions or pass another with --data")
     if not raw.strip():
-        raise LadderError(f"corpus file {path} is empty: pass a text file with --data, or delete it to re-download")
+        raise LadderError(f"corpus file {path} is empty: pass a text file with --data"
+                          + (", or delete it to download it again" if path.resolve() == CACHE_PATH else ""))
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LadderError(f"corpus file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
                           f"convert it to UTF-8 or pass another file with --data")
+    if "\x00" in text:  # UTF-16 text and binary files decode as UTF-8 with NULs between the characters
+        raise LadderError(f"corpus file {path} holds NUL characters (at offset {text.index(chr(0))}): it looks like "
+                          f"UTF-16 or a binary file; convert it to UTF-8 text or pass another file with --data")
+    return text
 
 
 def corpus_id(path: str | os.PathLike | None = None) -> str | None:

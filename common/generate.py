@@ -18,8 +18,9 @@ def check_sampling(temperature: float, top_k: int | None) -> None:
         raise LadderError(f"temperature must be positive and finite (from {MIN_TEMPERATURE} to {MAX_TEMPERATURE}), "
                           f"got {temperature}")
     if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
-        raise LadderError(f"temperature must be from {MIN_TEMPERATURE} to {MAX_TEMPERATURE}, got {temperature}: "
-                          f"lower values make the softmax overflow (use --top-k 1 for the most likely text)")
+        why = ("lower values make the softmax overflow (use --top-k 1 for the most likely text)"
+               if temperature < MIN_TEMPERATURE else "higher values draw every character about equally: noise")
+        raise LadderError(f"temperature must be from {MIN_TEMPERATURE} to {MAX_TEMPERATURE}, got {temperature}: {why}")
     if top_k is not None and top_k <= 0:
         raise LadderError(f"top-k must be a positive integer, got {top_k}")
 

@@ -152,8 +152,9 @@ def overrides_note(overrides: Mapping[str, Any] | None, lead: str = "") -> str:
     return f"{lead}with --set {text}" if lead else f"Overrides: `{text}`. "
 
 
-def parse_overrides(pairs: list[str], known_config_classes: list[type]) -> dict[str, Any]:
-    """Parse 'name=value' strings into typed values; names must be fields of TrainConfig or a stage config."""
+def parse_overrides(pairs: list[str], known_config_classes: list[type], flag: str = "--set") -> dict[str, Any]:
+    """Parse 'name=value' strings into typed values; names must be fields of TrainConfig or a stage config.
+    `flag`: the option they came from, for the error messages (--set, --sweep, --baseline-set)."""
     owners: dict[str, type] = {}
     for cls in [TrainConfig, *known_config_classes]:
         for name in field_names(cls):
@@ -164,8 +165,8 @@ def parse_overrides(pairs: list[str], known_config_classes: list[type]) -> dict[
         name, sep, value = pair.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or not name:
-            raise LadderError(f"override {pair!r} is not of the form name=value (e.g. --set learning_rate=3e-4)")
+            raise LadderError(f"{flag} {pair!r} is not of the form name=value (e.g. {flag} learning_rate=3e-4)")
         if name not in owners:
-            raise LadderError(f"unknown hyperparameter {name!r} in --set: choose from {', '.join(sorted(owners))}")
+            raise LadderError(f"unknown hyperparameter {name!r} in {flag}: choose from {', '.join(sorted(owners))}")
         out[name] = coerce(owners[name], name, value.strip())
     return out

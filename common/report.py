@@ -15,8 +15,9 @@ None of them imports another; this module, at the top of the report's floor, han
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from common.errors import LadderError
 from common.profiles import Profile
@@ -79,6 +80,27 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
     write_attention(folder, profile.name, stages, out)  # attention/: the maps and per-head summary of every attention rung
 
 
+def no_study_runs(folder: Path, study, profile: Profile) -> str:
+    """What to say when a study has nothing trained in its folder: the command that trains it."""
+    from common.studies import study_command
+    return (f"no runs of study {study.name} in {folder}: train it first "
+            f"(python runner.py {study_command(study)} --profile {profile.name})")
+
+
+def redraw_study(folder: Path, study, profile: Profile, report: Callable[[], None], skip_missing: bool) -> None:
+    """--chart for a study: report() from its saved runs, under the folder's lock. A study never trained gets
+    no folder made for it: an error, or with skip_missing (--study all) a line saying it was skipped."""
+    from common.jobs import FolderLock, check_writable
+    if not folder.is_dir():
+        if not skip_missing:
+            raise LadderError(no_study_runs(folder, study, profile))
+        print(f"study {study.name}: nothing trained in {folder}, skipped", file=sys.stderr)
+        return
+    check_writable(folder)
+    with FolderLock(folder):
+        report()
+
+
 def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping[str, Any] | None = None):
     """study.csv, study.md and study.png of a study folder (common.studies.Study), from its saved runs; returns
     the table."""
@@ -91,8 +113,7 @@ def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping
     # each run once: a baseline shared by every point (modern-left-out's top rung) is one set of runs, not one per point
     runs = list({r["_dir"]: r for _, base, rung in points for r in base + rung}.values())
     if not runs:
-        raise LadderError(f"no runs of study {study.name} in {folder}: train it first "
-                          f"(python runner.py --study {study.name} --profile {profile.name})")
+        raise LadderError(no_study_runs(folder, study, profile))
     table = study_table(study, points)
     note = study_note(profile, overrides or {}, runs)
     write_text(folder / "study.csv", table.to_csv(index=False, float_format="%.4f"))

@@ -77,6 +77,13 @@ def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any], 
     return Path(out) / f"{profile}{suffix}{data}"
 
 
+def same_options(folder: Path, profile: str) -> str:
+    """What advice to train must add to name `folder` again: '' for the default results/<profile>, else a word
+    to repeat the options that chose it (the advice's command would otherwise train into results/)."""
+    default = Path(__file__).resolve().parent.parent / "results" / profile
+    return "" if Path(folder).resolve() == default else " and this command's --out, --set, --max-iters and --data"
+
+
 def run_dir(folder: Path, stage: str, seed: int) -> Path:
     return folder / "runs" / stage / f"seed{seed}"
 

@@ -58,6 +58,15 @@ class Study:
         return f"{self.baseline} with {changed}" if changed else self.baseline
 
 
+def study_command(study: Study) -> str:
+    """The runner options that train a study: --study NAME for a named one, the --sweep options for one's own."""
+    if study.name in STUDIES:
+        return f"--study {study.name}"
+    return (f"--sweep {study.setting}={','.join(map(str, study.values))} --stage {study.rung} --baseline "
+            f"{study.baseline}" + "".join(f" --baseline-set {k}={str(v).lower() if isinstance(v, bool) else v}"
+                                          for k, v in study.baseline_set.items()))
+
+
 @dataclass(frozen=True)
 class LeaveOneOut(Study):
     """The rung against itself with one of its pieces switched off, a piece per point: `values` are the
@@ -202,8 +211,8 @@ def choose_studies(names: list[str], sweep: str | None, stage: list[str] | None,
         before = before or {name: (order[i - 1] if i else None) for i, name in enumerate(order)}  # the rung before
         setting, texts = parse_sweep(sweep)
         classes = [s.Config for s in stages.values()]
-        values = [parse_overrides([f"{setting}={text}"], classes)[setting] for text in texts]
-        changed = parse_overrides(baseline_set, classes)
+        values = [parse_overrides([f"{setting}={text}"], classes, "--sweep")[setting] for text in texts]
+        changed = parse_overrides(baseline_set, classes, "--baseline-set")
         baseline = baseline or (rung if changed else before[rung])
         if baseline is None:
             raise LadderError(f"{rung} is the first rung: give --baseline STAGE or --baseline-set NAME=VALUE")

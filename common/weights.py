@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from common.errors import LadderError
 from common.fingerprint import current_code
-from common.run import Stage, run_dir
+from common.run import Stage, run_dir, same_options
 
 # weights/<stage>.safetensors travel with the results in git: a rung whose bf16 weights are larger
 # (the gpu profile's 4.8M-parameter rungs, the lecture's 10.8M GPT) keeps only its local checkpoint
@@ -116,20 +116,26 @@ def load_trained(folder: Path, stage: Stage, profile: str, seed: int, seed_given
             raise LadderError(f"no checkpoint for {stage.name} seed {seed} (looked for {path}), and the committed "
                               f"weights {weights} are of seed {meta.get('seed')}: drop --seeds to sample them, or "
                               f"train seed {seed} with python runner.py --stage {stage.name} --profile {profile} "
-                              f"--seeds {seed}")
-        model = _build(stage, meta["model_config"], tensors, weights, profile)
-        record = run_dir(folder, stage.name, meta["seed"]) / "run.json"
-        return Trained(model, CharTokenizer(meta["vocabulary"]), str(weights), "committed weights, bf16",
-                       meta["seed"], meta["step"], meta.get("val_loss"),
-                       staleness(weights, meta.get("code"), meta.get("key"), record, stage))
+                              f"--seeds {seed}{same_options(folder, profile)}")
+        return _from_weights(folder, stage, profile, weights, tensors, meta)
     committed = (path.parent / "run.json").exists()
     other = elsewhere(folder, stage.name, profile)
     raise LadderError(f"stage {stage.name!r} has no checkpoint for profile {profile!r}, seed {seed} "
                       f"(looked for {path} and {weights}): train it first with "
                       f"python runner.py --stage {stage.name} --profile {profile} --seeds {seed}"
-                      + (" --force (its saved result has no checkpoint)" if committed else "")
+                      + (" --force" if committed else "") + same_options(folder, profile)
+                      + (" (its saved result has no checkpoint)" if committed else "")
                       + (f"; or sample what was trained with other settings, with the same options: "
                          f"{'; '.join(other)}" if other else ""))
+
+
+def _from_weights(folder: Path, stage: Stage, profile: str, path: Path, tensors: dict, meta: dict) -> Trained:
+    """The rung of a weights file, with why it may not be this code's (staleness)."""
+    from common.data import CharTokenizer
+    record = run_dir(folder, stage.name, meta["seed"]) / "run.json"
+    return Trained(_build(stage, meta["model_config"], tensors, path, profile), CharTokenizer(meta["vocabulary"]),
+                   str(path), "committed weights, bf16", meta["seed"], meta["step"], meta.get("val_loss"),
+                   staleness(path, meta.get("code"), meta.get("key"), record, stage))
 
 
 def elsewhere(folder: Path, stage: str, profile: str) -> list[str]:
@@ -178,12 +184,9 @@ def staleness(path: Path, code: str | None, key: str | None, record: Path | None
 def load_committed(folder: Path, stage, profile: str):
     """The model the report draws: the committed weights first (what a clean clone has, so its maps redraw the
     same there), else the lowest seed's finished checkpoint; None when neither is here."""
-    from common.data import CharTokenizer
     path = weights_path(folder, stage.name)
     if path.exists():
-        tensors, meta = _read_weights(path)
-        return Trained(_build(stage, meta["model_config"], tensors, path, profile), CharTokenizer(meta["vocabulary"]),
-                       str(path), "committed weights, bf16", meta["seed"], meta["step"], meta.get("val_loss"))
+        return _from_weights(folder, stage, profile, path, *_read_weights(path))
     seeds = sorted(int(p.parent.name[4:]) for p in folder.glob(f"runs/{stage.name}/seed*/checkpoint.pt")
                    if p.parent.name[4:].isdigit() and (p.parent / "run.json").exists())
     return load_trained(folder, stage, profile, seeds[0], True) if seeds else None

@@ -69,7 +69,8 @@ CUDA = torch.cuda.is_available()
     (["--stage", "transformer"], "invalid choice: 'transformer'"),
     (["--seeds"], "argument --seeds: expected at least one argument"),
     (["--seeds", "-1"], "seeds must be non-negative integers below 2**32, got -1"),
-    (["--seeds", "two"], "seeds must be non-negative integers, got 'two'"),
+    (["--seeds", "two"], "seeds must be non-negative integers separated by spaces, got 'two'"),
+    (["--seeds", "0,1"], "separated by spaces, got '0,1'"),
     (["--set", "bogus=1"], "unknown hyperparameter 'bogus'"),
     (["--set", "n_layer=two"], "n_layer must be of type int"),
     (["--set", "dropout=lots"], "dropout must be of type float"),
@@ -226,3 +227,18 @@ def test_what_a_user_sees(tmp_path, corpus_path, args, message, fix):
     assert fix in result.stderr
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_out_and_prompt_file_expand_a_tilde(monkeypatch, tmp_path):
+    """--out=~/x reaches the runner unexpanded (the shell expands no ~ after '='): the runner expands it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = runner.build_parser(["bigram"], ["cpu"]).parse_args(["--out=~/results", "--prompt-file=~/prompt.txt"])
+    assert args.out == str(tmp_path / "results") and args.prompt_file == str(tmp_path / "prompt.txt")
+
+
+def test_advice_to_train_keeps_the_options_that_chose_the_folder(trained, corpus_path):
+    from common.run import same_options
+    assert same_options(runner.ROOT / "results" / "cpu", "cpu") == ""  # the default folder: the advice as it is
+    code, _, err = run_main("--profile", "smoke", "--sample", "--stage", "mlp", "--data", str(corpus_path),
+                            "--out", str(trained))
+    assert_one_clear_line(code, err, "--seeds 0 and this command's --out, --set, --max-iters and --data")

@@ -229,9 +229,16 @@ def _missing(tmp_path):
     return tmp_path / "does" / "not" / "exist.txt"
 
 
+def _utf16(tmp_path):  # without a byte-order mark every byte is valid UTF-8: NULs between the characters
+    p = tmp_path / "utf16.txt"
+    p.write_bytes("ROMEO:\nBut soft!\n".encode("utf-16-le"))
+    return p
+
+
 @pytest.mark.parametrize("make, words", [
     (_empty, "empty"), (_blank, "empty"), (_directory, "directory"), (_latin1, "UTF-8"), (_missing, "does not exist"),
-], ids=["empty", "whitespace-only", "directory", "non-utf8", "nonexistent"])
+    (_utf16, "looks like UTF-16"),
+], ids=["empty", "whitespace-only", "directory", "non-utf8", "nonexistent", "utf16"])
 def test_read_corpus_errors(tmp_path, make, words):
     path = make(tmp_path)
     with pytest.raises(LadderError) as info:

@@ -147,6 +147,14 @@ def test_a_temperature_that_cannot_sample_gets_one_line(sampled, corpus_path, va
     assert_one_clear_line(code, err, "temperature must be")
 
 
+@pytest.mark.parametrize("value, why", [("0.001", "lower values make the softmax overflow"),
+                                        ("1000", "higher values draw every character about equally")])
+def test_a_temperature_out_of_range_says_why_on_its_side(sampled, corpus_path, value, why):
+    code, out, err = run_main("--sample", "--stage", "bigram", "--profile", "smoke", "--temperature", value,
+                              "--data", str(corpus_path), "--out", str(sampled))
+    assert_one_clear_line(code, err, why)
+
+
 def test_a_huge_sample_is_refused_up_front(sampled, corpus_path):
     code, out, err = run_main("--sample", "--stage", "bigram", "--profile", "smoke", "--tokens", "10000000",
                               "--data", str(corpus_path), "--out", str(sampled))

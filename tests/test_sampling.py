@@ -102,6 +102,12 @@ def test_show_names_the_stage_file_of_every_piece(corpus_path):
     assert attention.split()[-4:] == ["<", "multi_head.py", "<", "single_head.py"]
 
 
+def test_show_without_a_profile_prints_only_the_model(corpus_path):
+    code, out, err = run_main("--show", "bigram", "--data", str(corpus_path))
+    assert code == 0, err
+    assert "no --profile given" not in out and out.lstrip().startswith("bigram")
+
+
 def test_help_imports_no_torch():
     code = ("import sys; sys.path.insert(0, %r); import runner\n"
             "try:\n    runner.main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -143,22 +149,35 @@ def test_time_left_is_the_pace_of_trained_work_not_of_reused_runs(corpus_path):
     assert progress.seconds_left() == pytest.approx(20.0 / 0.5 * (1 / 2 + 1 / 3))
 
 
-def test_weights_from_other_code_are_sampled_with_a_note(committed, corpus_path, tmp_path):
+def _from_other_code(weights: Path) -> None:
+    """Rewrite a weights file's metadata as if another code had trained it."""
     import json
-    import shutil
 
     from safetensors.torch import load_file, save_file
     from safetensors import safe_open
-    shutil.copytree(committed, tmp_path / "out")
-    weights = tmp_path / "out" / "smoke" / "weights" / "bigram.safetensors"
     with safe_open(str(weights), framework="pt") as f:
         meta = json.loads(f.metadata()["gpt_ladder"])
     assert meta["code"]  # the fingerprint of the code that trained them
     meta["code"] = "0123456789abcdef"
     save_file(load_file(str(weights)), str(weights), metadata={"gpt_ladder": json.dumps(meta)})
+
+
+def test_weights_from_other_code_are_sampled_with_a_note(committed, corpus_path, tmp_path):
+    import shutil
+    shutil.copytree(committed, tmp_path / "out")
+    _from_other_code(tmp_path / "out" / "smoke" / "weights" / "bigram.safetensors")
     code, out, err = sample(tmp_path / "out", corpus_path, "--stage", "bigram", "--tokens", "10")
     assert code == 0 and len(out) >= 10, err
     assert "note: " in err and "was trained by other code (fingerprint 0123456789abcdef" in err
+
+
+def test_the_report_draws_attention_from_weights_of_other_code_with_a_note(committed, corpus_path, tmp_path):
+    import shutil
+    shutil.copytree(committed, tmp_path / "out")
+    _from_other_code(tmp_path / "out" / "smoke" / "weights" / "mlp.safetensors")
+    code, _, err = run_main("--chart", "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "note: attention of mlp: " in err and "was trained by other code (fingerprint 0123456789abcdef" in err
 
 
 def test_show_marks_what_a_rung_adds_and_needs_no_corpus(committed, monkeypatch):

@@ -289,14 +289,16 @@ def test_an_interrupted_study_resumes(tmp_path, corpus_path):
     (["--sweep", "learning_rate=1e-3", "--stage", "layernorm"], "at least two values"),
     (["--sweep", "learning_rate=1e-3,1e-3", "--stage", "layernorm"], "repeats a value"),
     (["--sweep", "n_layer=1,2"], "needs exactly one --stage"),
-    (["--sweep", "nonsense=1,2", "--stage", "mlp"], "unknown hyperparameter 'nonsense'"),
+    (["--sweep", "nonsense=1,2", "--stage", "mlp"], "unknown hyperparameter 'nonsense' in --sweep"),
+    (["--sweep", "n_layer=1,2", "--stage", "residual", "--baseline-set", "bogus=1"],
+     "unknown hyperparameter 'bogus' in --baseline-set"),
     (["--sweep", "n_layer=1,2", "--stage", "bigram"], "bigram is the first rung"),
     (["--sweep", "n_layer=1,2", "--stage", "residual", "--baseline", "residual"], "compares residual with itself"),
     (["--sweep", "n_layer=1,2", "--stage", "residual", "--baseline-set", "n_layer=3"], "the setting being swept"),
     (["--study", "dropout", "--set", "train_chars=1000"], "changes the setting the study sweeps"),
-    (["--study", "dropout", "--stage", "mlp"], "leave out --stage"),
+    (["--study", "dropout", "--stage", "mlp"], "--study does not read --stage"),
     (["--stage", "mlp", "--baseline", "bigram"], "use them with --sweep"),
-    (["--study", "dropout", "--sweep", "n_layer=1,2", "--stage", "residual"], "no --study"),
+    (["--study", "dropout", "--sweep", "n_layer=1,2", "--stage", "residual"], "two different things to do"),
     (["--sweep", "train_chars=5,100", "--stage", "dropout"], "train_chars 5 is too small"),
     (["--sweep", "train_chars=-5,100", "--stage", "dropout"], "train_chars must be 0"),
     (["--sweep", "train_chars=100,99999999", "--stage", "dropout"], "more than the training split holds"),
@@ -305,3 +307,29 @@ def test_bad_study_input_gets_one_error_line(args, message, tmp_path, corpus_pat
     code, out, err = run_main(*args, "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path))
     assert_one_clear_line(code, err, message)
     assert not list(tmp_path.rglob("run.json"))  # nothing trained
+
+
+@pytest.mark.parametrize("args, command", [
+    (["--study", "dropout"], "python runner.py --study dropout --profile smoke"),
+    (["--sweep", "learning_rate=1e-3,1e-2", "--stage", "mlp"],
+     "python runner.py --sweep learning_rate=0.001,0.01 --stage mlp --baseline multi_head --profile smoke"),
+    (["--sweep", "n_layer=1,2", "--stage", "residual", "--baseline-set", "residual=false"],
+     "python runner.py --sweep n_layer=1,2 --stage residual --baseline residual --baseline-set residual=false "
+     "--profile smoke"),
+])
+def test_chart_of_an_untrained_study_names_the_command_that_trains_it(tmp_path, corpus_path, args, command):
+    code, _, err = run_main(*args, "--chart", "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path))
+    assert_one_clear_line(code, err, f"train it first ({command})")
+    parsed = run_main(*command.split()[2:], "--list", "--data", str(corpus_path))  # the command parses
+    assert "error: --list and --sweep" in parsed[2] or "error: --list and --study" in parsed[2]
+
+
+def test_chart_of_untrained_studies_makes_no_folder(tmp_path, corpus_path):
+    code, _, err = run_main("--study", "dropout", "--chart", "--profile", "smoke", "--data", str(corpus_path),
+                            "--out", str(tmp_path))
+    assert_one_clear_line(code, err, "no runs of study dropout")
+    code, _, err = run_main("--study", "all", "--chart", "--profile", "smoke", "--data", str(corpus_path),
+                            "--out", str(tmp_path))
+    assert code == 0 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == len(STUDIES) and "study dropout: nothing trained in" in err
+    assert not any(tmp_path.rglob("studies"))  # no empty study folders left behind

@@ -49,7 +49,7 @@ def test_one_ladder_one_stage_and_explicit_seeds():
     (["--ladder", "modern", "--stage", "gelu"], "--stage and --ladder each choose what to train"),
     (["--ladder", "modern", "--all"], "--ladder and --all each choose what to train"),
     (["--stage", "rope", "--set", "rope=maybe"], "rope must be of type bool"),
-    (["--stage", "softcap", "--set", "logit_cap=-1"], "logit_cap must be a positive number"),
+    (["--stage", "softcap", "--set", "logit_cap=-1"], "logit_cap must be a positive finite number"),
     (["--stage", "rope", "--set", "n_head=3"], "must be divisible by n_head"),
     (["--sweep", "learning_rate=1e-2,3e-2", "--stage", "qk_norm", "--baseline", "nope"], "invalid choice: 'nope'"),
 ])
