@@ -384,7 +384,7 @@ def check_runs(ctx: RunContext, tasks: list[tuple], device=None):
     runs = [task_run(ctx, task) for task in tasks]
     for run, stage, _ in runs:  # --set dropout=1.5 is refused on the residual rung as on the dropout rung
         settings = settings_for(run.profile, stage, run.options.overrides)
-        check_settings(ctx.stages, settings, run.dataset.tokenizer.vocab_size)
+        check_settings(ctx.stages, stage, settings, run.dataset.tokenizer.vocab_size)
     configs = [stage_configs(run.profile, ctx.stages[stage], run.options.overrides, run.dataset)
                for run, stage, _ in runs]
     check_replacing([(run, stage, seed, settings) for (run, stage, seed), (settings, _, _) in zip(runs, configs)])

@@ -126,10 +126,22 @@ def stage_configs(profile: Profile, stage: Stage, overrides: Mapping[str, Any], 
     return settings, model_config, train_config
 
 
-def check_settings(stages: Mapping[str, Stage], settings: Mapping[str, Any], vocab_size: int) -> None:
-    """A run's settings checked by every stage's config, whichever rung it trains: --set dropout=1.5 is refused
-    on the residual rung as on the dropout rung (ranges, finiteness; types are parse_overrides')."""
-    for config_class in dict.fromkeys(stage.Config for stage in stages.values()):
+def check_settings(stages: Mapping[str, Stage], stage: str, settings: Mapping[str, Any], vocab_size: int) -> None:
+    """A run's settings checked beyond its own stage's config: each setting that config does not have, by the
+    config that introduces it (the one among the stages' configs with the fewest base classes), so --set
+    dropout=1.5 is refused on the residual rung as on the dropout rung (ranges, finiteness; types are
+    parse_overrides'), while a rule of a later rung about settings this rung has too (rope's even head size)
+    stays that rung's."""
+    from common.config import field_names
+    own = set(field_names(stages[stage].Config))
+    classes = list(dict.fromkeys(s.Config for s in stages.values()))
+    checks = {}
+    for name in set(settings) - own:
+        having = [cls for cls in classes if name in field_names(cls)]
+        if having:
+            fewest = min(len(cls.__mro__) for cls in having)
+            checks.update(dict.fromkeys(cls for cls in having if len(cls.__mro__) == fewest))
+    for config_class in checks:
         make_configs(config_class, settings, vocab_size)
 
 

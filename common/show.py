@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from common.errors import LadderError
 from common.profiles import Profile, make_configs, settings_for
 
 
@@ -37,8 +38,12 @@ def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[
         if title:
             print(f"    {title}")
         for i, name in enumerate(names, 1):
-            params = sum(p.numel() for p in build_model(stages[name], profile, overrides, vocab_size).parameters())
-            print(f"{i:>2}  {name:<12} {params:>11,}  {stages[name].adds}")
+            try:
+                model = build_model(stages[name], profile, overrides, vocab_size)
+            except LadderError as exc:  # these settings suit other rungs, not this one: say so in its row
+                print(f"{i:>2}  {name:<12} {'-':>11}  {stages[name].adds}  (not with these settings: {str(exc).removesuffix(': change it with --set')})")
+                continue
+            print(f"{i:>2}  {name:<12} {sum(p.numel() for p in model.parameters()):>11,}  {stages[name].adds}")
 
 
 def defined_in(module) -> str:
@@ -105,7 +110,6 @@ def vocab_size_for(folder, data: str | None) -> int:
     (so --list and --show work on a fresh clone, offline)."""
     from common.corpus import locate_corpus
     from common.data import load_dataset
-    from common.errors import LadderError
     from common.io import read_json
     try:
         return load_dataset(locate_corpus(data, download_if_missing=False)).tokenizer.vocab_size

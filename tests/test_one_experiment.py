@@ -174,12 +174,14 @@ def test_a_swept_value_is_checked_by_every_rung_too(corpus_path, tmp_path):
 
 
 def test_a_rungs_own_settings_are_checked_only_when_it_trains(corpus_path, tmp_path):
-    """The checks see the settings of the rung trained: n_embd 20 suits mlp's 2 heads (smoke: head size 10), not
-    the 4 that scaled's own settings give it (head size 5, which the rotary rungs' check refuses, as every rung's
-    checks see every run's settings), so it trains mlp and is refused for scaled."""
-    args = [*SMOKE, "--seeds", "0", "--max-iters", "2", "--set", "n_embd=20", "--data", str(corpus_path),
+    """The checks see the settings of the rung trained: n_embd 18 suits mlp's 2 heads (smoke), not the 4 that
+    scaled's own settings give it, so it trains mlp and is refused for scaled."""
+    args = [*SMOKE, "--seeds", "0", "--max-iters", "2", "--set", "n_embd=18", "--data", str(corpus_path),
             "--out", str(tmp_path)]
     code, _, err = run_main(*args, "--stage", "scaled")
-    assert_one_clear_line(code, err, "rotary embeddings need an even head size (n_embd / n_head), got 20 / 4 = 5")
+    assert_one_clear_line(code, err, "n_embd (18) must be divisible by n_head (4)")
     code, out, err = run_main(*args, "--stage", "mlp")
     assert code == 0 and "mlp          seed 0: val" in out, err
+    # a later rung's rule about settings mlp has too stays that rung's: rope's even head size (18 / 2 = 9)
+    code, _, err = run_main(*args, "--stage", "rope")
+    assert_one_clear_line(code, err, "rotary embeddings need an even head size (n_embd / n_head), got 18 / 2 = 9")

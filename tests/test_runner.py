@@ -179,3 +179,14 @@ def test_no_rmsnorm_dtype_warning_in_the_output(tmp_path, corpus_path, precision
                     "--data", str(corpus_path), out=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Mismatch dtype" not in result.stderr + result.stdout
+
+
+def test_list_marks_the_rungs_the_settings_do_not_suit(corpus_path):
+    """n_embd 18: scaled's own 4 heads do not divide it, and rope's rule wants an even head size (18 / 2 = 9);
+    the other rungs are listed with their parameters, and the command succeeds."""
+    code, out, err = run_main("--list", "--profile", "smoke", "--set", "n_embd=18", "--data", str(corpus_path))
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines() if line[:2].strip().isdigit()}
+    assert "not with these settings: n_embd (18) must be divisible by n_head (4)" in rows["scaled"]
+    assert "not with these settings: rotary embeddings need an even head size" in rows["rope"]
+    assert "not with these settings" not in rows["mlp"] and rows["mlp"].split()[2].replace(",", "").isdigit()
