@@ -53,7 +53,7 @@ def _seed(text: str) -> int:
 def build_parser(stage_names: list[str], profile_names: list[str],
                  study_names: list[str] | None = None, ladder_names: list[str] | None = None) -> argparse.ArgumentParser:
     p = _Parser(
-        prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.",
+        prog="runner.py", description="Train the GPT Ladder stages and draw the loss ladder.", allow_abbrev=False,
         epilog="The verdict rule and the profiles: docs/verdicts-and-profiles.md; every use: docs/usage.md.")
     what = p.add_argument_group("what to do (default: train)")
     what.add_argument("--stage", nargs="+", choices=stage_names, metavar="STAGE",
@@ -116,11 +116,11 @@ def build_parser(stage_names: list[str], profile_names: list[str],
 
 
 def resume_command(argv: list[str]) -> str:
-    """The command that continues this one: the same arguments with --resume (with --force: common.run.start_model)."""
+    """The command that continues this one: the same arguments with --resume (--force kept: common.run.start_model)."""
     argv = [a for a in argv if a != "--resume"]
     ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")  # set by torchrun
     launcher = f"torchrun --nproc_per_node={ranks} runner.py " if ranks != "1" else "python runner.py "
-    return launcher + shlex.join(argv + ["--resume"])
+    return launcher + shlex.join(argv + ["--resume"]) + ("  # --force: runs finished above train again" * ("--force" in argv))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,26 +273,27 @@ def run_studies(args, argv: list[str], stop: Stop, profile, overrides, stages, n
     from common.report import redraw_study, write_study_report
     from common.studies import choose_studies, print_study, study_folder, study_tasks
     from common.corpus import corpus_id
-    seeds = tuple(dict.fromkeys(args.seeds)) if args.seeds else None
-    profile_folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))
     from stages import predecessor
+    seeds, drawn = tuple(dict.fromkeys(args.seeds)) if args.seeds else None, 0
+    profile_folder = results_folder(args.out, profile.name, overrides, corpus_id(args.data))
     for study in choose_studies(names, args.sweep, args.stage, args.baseline, args.baseline_set, profile, overrides,
                                 stages, seeds, {name: predecessor(name) for name in stages}):
         folder = study_folder(profile_folder, study.name)
 
         def report(ctx=None, study=study, folder=folder) -> None:
             print_study(write_study_report(folder, study, profile, overrides), study, folder)
-
         if args.chart:
-            redraw_study(folder, study, profile, report, skip_missing="all" in (args.study or []))
+            drawn += redraw_study(folder, study, profile, report, skip_missing="all" in (args.study or []))
             continue
         what = (f"study {study.name}: {study.rung} against {study.against} over {study.setting} = "
                 f"{', '.join(map(str, study.values))}, seeds {list(study.seeds)}")
         code = trained(args, argv, stop, profile, overrides, stages,
                        lambda options, study=study, folder=folder: study_tasks(study, folder, options), report,
                        what, folder, f"study {study.name}")
-        if code:
+        if code:  # stopped
             return code
+    if args.chart and not drawn:  # --study all found nothing to redraw
+        raise LadderError(f"no study has runs in {profile_folder / 'studies'}: train one first (--study NAME)")
     return 0
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Which of the command line's options go together: one thing to do per command, and no option that the
-chosen thing would ignore silently (runner.py parses; this says what does not fit, in one line)."""
+"""Which of the command line's options go together: one thing to do per command, and no choice of what to train
+nor sampling option that the chosen thing would ignore silently (runner.py parses, without abbreviations, so
+that the options given are the ones written; this says what does not fit, in one line)."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ def check_choices(args: argparse.Namespace, argv: list[str]) -> None:
     given = given_flags(argv)
     stray = [flag for flag in (*SAMPLING_ONLY, *PROMPTS) if flag in given]
     if stray and not args.sample and not (args.attention and set(stray) <= set(PROMPTS)):
-        raise LadderError(f"{stray[0]} is an option of --sample: add --sample --stage STAGE, or leave it out")
+        readers = "--sample" if stray[0] in SAMPLING_ONLY else "--sample and --attention"
+        raise LadderError(f"{stray[0]} is read only by {readers}, which this command does not do: leave it out")
     if (args.sample or args.attention) and args.seeds and len(set(args.seeds)) > 1:
         raise LadderError(f"{actions[0]} reads one trained run: give one seed with --seeds N")

@@ -159,8 +159,7 @@ def read_corpus(path: str | os.PathLike | None = None) -> str:
     except OSError as exc:
         raise LadderError(f"cannot read corpus file {path} ({exc.strerror}): check its permissions or pass another with --data")
     if not raw.strip():
-        raise LadderError(f"corpus file {path} is empty: pass a text file with --data"
-                          + (", or delete it to download it again" if path.resolve() == CACHE_PATH else ""))
+        raise LadderError(f"corpus file {path} is empty: pass a text file with --data")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -82,23 +82,25 @@ def write_report(folder: Path, profile: Profile, stages: Mapping[str, Any],
 
 def no_study_runs(folder: Path, study, profile: Profile) -> str:
     """What to say when a study has nothing trained in its folder: the command that trains it."""
+    from common.run import same_options
     from common.studies import study_command
-    return (f"no runs of study {study.name} in {folder}: train it first "
-            f"(python runner.py {study_command(study)} --profile {profile.name})")
+    return (f"no runs of study {study.name} in {folder}: train it first (python runner.py {study_command(study)} "
+            f"--profile {profile.name}{same_options(folder.parent.parent, profile.name)})")
 
 
-def redraw_study(folder: Path, study, profile: Profile, report: Callable[[], None], skip_missing: bool) -> None:
-    """--chart for a study: report() from its saved runs, under the folder's lock. A study never trained gets
-    no folder made for it: an error, or with skip_missing (--study all) a line saying it was skipped."""
+def redraw_study(folder: Path, study, profile: Profile, report: Callable[[], None], skip_missing: bool) -> bool:
+    """--chart for a study: report() from its saved runs, under the folder's lock; True if drawn. A study with no
+    finished run gets no folder made for it: an error, or with skip_missing (--study all) a line, and False."""
     from common.jobs import FolderLock, check_writable
-    if not folder.is_dir():
+    if not any(folder.rglob("run.json")):
         if not skip_missing:
             raise LadderError(no_study_runs(folder, study, profile))
         print(f"study {study.name}: nothing trained in {folder}, skipped", file=sys.stderr)
-        return
+        return False
     check_writable(folder)
     with FolderLock(folder):
         report()
+    return True
 
 
 def write_study_report(folder: Path, study, profile: Profile, overrides: Mapping[str, Any] | None = None):

@@ -38,13 +38,14 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
         if not is_run_record(record):
             print(f"skipping {path}: not a finished run's record (retrain it with --force)", file=sys.stderr)
             continue
+        if record["stage"] not in stage_names:
+            continue
         damaged = unreadable_part(path.parent)
         if damaged:
             print(f"skipping {path.parent}: its {damaged} cannot be read (retrain it with --force)", file=sys.stderr)
             continue
-        if record["stage"] in stage_names:
-            record["_dir"] = path.parent
-            runs.append(record)
+        record["_dir"] = path.parent
+        runs.append(record)
     return one_experiment(runs, folder)
 
 

@@ -282,7 +282,8 @@ def start_model(ctx: RunContext, plan: RunPlan):
     name, seed, path = plan.stage.name, plan.seed, plan.checkpoint_path
     set_seed(seed)
     model = plan.stage.Model(plan.model_config).to(ctx.device)
-    if not path.exists() or ctx.options.force and not continuable(path, plan.key, ctx.options.resume):
+    if not path.exists() or ctx.options.force and not continuable(path, plan.key, ctx.options.resume,
+                                                                   ctx.device.type):
         return model, None
     if ctx.options.resume:  # strict: another stage, profile or vocabulary is an error
         checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
@@ -314,8 +315,9 @@ def start_model(ctx: RunContext, plan: RunPlan):
     return model, state
 
 
-def continuable(path: Path, key: str, resume: bool) -> bool:
-    """With --force: whether --resume continues the checkpoint at `path` (an interrupted run with this key)."""
+def continuable(path: Path, key: str, resume: bool, device_type: str) -> bool:
+    """With --force: whether --resume continues the checkpoint at `path`: a run of this very experiment on this
+    kind of device, interrupted (or stopped between its last checkpoint and its record, so no run.json)."""
     from common.checkpoint import load_checkpoint
     if not resume:
         return False
@@ -323,7 +325,9 @@ def continuable(path: Path, key: str, resume: bool) -> bool:
         checkpoint = load_checkpoint(path)
     except LadderError:
         return False
-    return not checkpoint.get("complete") and checkpoint.get("key") == key
+    unfinished = not checkpoint.get("complete") or not (path.parent / "run.json").exists()
+    return (unfinished and checkpoint.get("key") == key
+            and checkpoint.get("device_type", device_type) == device_type)
 
 
 def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:

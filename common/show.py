@@ -32,18 +32,24 @@ def ladder_groups(ladders: Mapping[str, list[str]], left_out: list[str]) -> dict
 
 def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[str, Any], vocab_size: int,
                 groups: Mapping[str, list[str]] | None = None) -> None:
-    """Each group of stages (a ladder, say) under its title: number, name, parameters, what it adds."""
-    print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {profile.name})")
-    for title, names in (groups or {"": list(stages)}).items():
-        if title:
-            print(f"    {title}")
+    """Each group of stages (a ladder, say) under its title: number, name, parameters, what it adds. A rung the
+    settings do not suit says why in its row; settings that suit no rung are one error."""
+    groups = groups or {"": list(stages)}
+    rows, refused = [], []
+    for title, names in groups.items():
+        rows.append(f"    {title}" if title else None)
         for i, name in enumerate(names, 1):
             try:
-                model = build_model(stages[name], profile, overrides, vocab_size)
-            except LadderError as exc:  # these settings suit other rungs, not this one: say so in its row
-                print(f"{i:>2}  {name:<12} {'-':>11}  {stages[name].adds}  (not with these settings: {str(exc).removesuffix(': change it with --set')})")
-                continue
-            print(f"{i:>2}  {name:<12} {sum(p.numel() for p in model.parameters()):>11,}  {stages[name].adds}")
+                params = f"{sum(p.numel() for p in build_model(stages[name], profile, overrides, vocab_size).parameters()):,}"
+                note = ""
+            except LadderError as exc:  # these settings suit other rungs, not this one
+                refused.append(exc)
+                params, note = "-", f"  (not with these settings: {str(exc).removesuffix(': change it with --set')})"
+            rows.append(f"{i:>2}  {name:<12} {params:>11}  {stages[name].adds}{note}")
+    if len(refused) == sum(map(len, groups.values())):
+        raise refused[0]
+    print(f"{'#':>2}  {'stage':<12} {'params':>11}  adds   (profile {profile.name})")
+    print("\n".join(row for row in rows if row is not None))
 
 
 def defined_in(module) -> str:

@@ -62,9 +62,10 @@ def study_command(study: Study) -> str:
     """The runner options that train a study: --study NAME for a named one, the --sweep options for one's own."""
     if study.name in STUDIES:
         return f"--study {study.name}"
-    return (f"--sweep {study.setting}={','.join(map(str, study.values))} --stage {study.rung} --baseline "
-            f"{study.baseline}" + "".join(f" --baseline-set {k}={str(v).lower() if isinstance(v, bool) else v}"
-                                          for k, v in study.baseline_set.items()))
+    def text(value: Any) -> str:  # as the command line writes it: true, not True
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return (f"--sweep {study.setting}={','.join(map(text, study.values))} --stage {study.rung} --baseline "
+            f"{study.baseline}" + "".join(f" --baseline-set {k}={text(v)}" for k, v in study.baseline_set.items()))
 
 
 @dataclass(frozen=True)

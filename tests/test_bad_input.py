@@ -99,8 +99,10 @@ CUDA = torch.cuda.is_available()
     (["--chart", "--sample", "--stage", "bigram"], "--chart redraws saved results, --sample does something else"),
     (["--chart", "--stage", "bigram"], "--chart does not read --stage"),
     (["--study", "dropout", "--ladder", "modern"], "--study does not read --ladder"),
-    (["--stage", "bigram", "--temperature", "0.5"], "--temperature is an option of --sample"),
-    (["--attention", "mlp", "--prompt", "ROMEO", "--top-k=3"], "--top-k is an option of --sample"),
+    (["--stage", "bigram", "--temperature", "0.5"], "--temperature is read only by --sample, which this command"),
+    (["--attention", "mlp", "--prompt", "ROMEO", "--top-k=3"], "--top-k is read only by --sample, which this"),
+    (["--list", "--prompt", "ROMEO"], "--prompt is read only by --sample and --attention"),
+    (["--list", "--temp", "0.5"], "unrecognized arguments: --temp 0.5"),  # no abbreviations: none slips past
     (["--sample", "--stage", "bigram", "--seeds", "0", "1"], "--sample reads one trained run"),
 ])
 def test_bad_arguments(trained, corpus_path, args, message):

@@ -333,6 +333,26 @@ def test_an_interrupted_force_retrain_leaves_no_old_result_and_resume_continues_
         pytest.approx(reference["final"]["val_loss"], abs=1e-4)
 
 
+def test_force_resume_finishes_a_forced_run_stopped_between_its_last_checkpoint_and_its_record(tmp_path, corpus_path):
+    overrides = {"eval_interval": 5, "max_iters": 20}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_run(make_context(tmp_path, corpus_path, overrides=overrides, force=True), "bigram", 0,
+                         lambda: False)
+    folder = run_dir(make_context(tmp_path, corpus_path, overrides=overrides).folder, "bigram", 0)
+    (folder / "run.json").unlink()  # as if killed right after the final checkpoint
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert train_run(make_context(tmp_path, corpus_path, overrides=overrides, force=True, resume=True), "bigram",
+                         0, lambda: False)
+    assert "resuming from step 20 of 20" in out.getvalue() and (folder / "run.json").is_file()
+
+
+def test_the_resume_command_of_a_forced_command_keeps_force_and_says_what_it_retrains():
+    assert runner.resume_command(["--stage", "bigram"]) == "python runner.py --stage bigram --resume"
+    assert runner.resume_command(["--stage", "bigram", "--force"]) == \
+        "python runner.py --stage bigram --force --resume  # --force: runs finished above train again"
+
+
 # -- two runners, one folder -----------------------------------------------------------------------
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path, corpus_path):

@@ -319,7 +319,7 @@ def test_bad_study_input_gets_one_error_line(args, message, tmp_path, corpus_pat
 ])
 def test_chart_of_an_untrained_study_names_the_command_that_trains_it(tmp_path, corpus_path, args, command):
     code, _, err = run_main(*args, "--chart", "--profile", "smoke", "--data", str(corpus_path), "--out", str(tmp_path))
-    assert_one_clear_line(code, err, f"train it first ({command})")
+    assert_one_clear_line(code, err, f"train it first ({command} and this command's --out")  # --out chose it
     parsed = run_main(*command.split()[2:], "--list", "--data", str(corpus_path))  # the command parses
     assert "error: --list and --sweep" in parsed[2] or "error: --list and --study" in parsed[2]
 
@@ -328,8 +328,11 @@ def test_chart_of_untrained_studies_makes_no_folder(tmp_path, corpus_path):
     code, _, err = run_main("--study", "dropout", "--chart", "--profile", "smoke", "--data", str(corpus_path),
                             "--out", str(tmp_path))
     assert_one_clear_line(code, err, "no runs of study dropout")
+    assert not any(tmp_path.rglob("studies"))  # no empty study folder left behind
+    (tmp_path / "smoke" / "studies" / "dropout").mkdir(parents=True)  # a first training stopped before any run
     code, _, err = run_main("--study", "all", "--chart", "--profile", "smoke", "--data", str(corpus_path),
                             "--out", str(tmp_path))
-    assert code == 0 and "Traceback" not in err, err
-    assert len(err.strip().splitlines()) == len(STUDIES) and "study dropout: nothing trained in" in err
-    assert not any(tmp_path.rglob("studies"))  # no empty study folders left behind
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == len(STUDIES) + 1 and "study dropout: nothing trained in" in err  # every study looked at
+    assert lines[-1].startswith("error: no study has runs in")
