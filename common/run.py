@@ -28,6 +28,7 @@ from common.errors import LadderError
 from common.fingerprint import current_code
 from common.profiles import Profile, make_configs, settings_for
 
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "results"  # where results go without --out
 SAMPLE_PROMPT = "JULIET:\n"  # every rung's sample.txt continues this prompt (sample seed 0), to compare them
 
 
@@ -80,8 +81,8 @@ def results_folder(out: str | Path, profile: str, overrides: Mapping[str, Any], 
 def same_options(folder: Path, profile: str) -> str:
     """What advice to train must add to name `folder` again: '' for the default results/<profile>, else a word
     to repeat the options that chose it (the advice's command would otherwise train into results/)."""
-    default = Path(__file__).resolve().parent.parent / "results" / profile
-    return "" if Path(folder).resolve() == default else " and this command's --out, --set, --max-iters and --data"
+    return ("" if Path(folder).resolve() == DEFAULT_OUT / profile
+            else " and this command's --out, --set, --max-iters and --data")
 
 
 def run_dir(folder: Path, stage: str, seed: int) -> Path:
@@ -282,16 +283,20 @@ def start_model(ctx: RunContext, plan: RunPlan):
     name, seed, path = plan.stage.name, plan.seed, plan.checkpoint_path
     set_seed(seed)
     model = plan.stage.Model(plan.model_config).to(ctx.device)
-    if not path.exists() or ctx.options.force and not continuable(path, plan.key, ctx.options.resume,
-                                                                   ctx.device.type):
+    if not path.exists() or ctx.options.force and not ctx.options.resume:
         return model, None
-    if ctx.options.resume:  # strict: another stage, profile or vocabulary is an error
-        checkpoint = load_checkpoint(path, stage=name, profile=ctx.profile.name, vocabulary=ctx.dataset.tokenizer.chars)
-    else:
-        try:
-            checkpoint = load_checkpoint(path)
-        except LadderError:  # damaged: nothing in it can be continued
-            return model, None
+    strict = ctx.options.resume and not ctx.options.force  # another stage, profile or vocabulary is an error
+    try:
+        checkpoint = load_checkpoint(path, **(dict(stage=name, profile=ctx.profile.name,
+                                                   vocabulary=ctx.dataset.tokenizer.chars) if strict else {}))
+    except LadderError:
+        if strict:
+            raise
+        return model, None  # damaged: nothing in it can be continued
+    if ctx.options.force and (checkpoint.get("key") != plan.key
+                              or checkpoint.get("device_type", ctx.device.type) != ctx.device.type
+                              or checkpoint.get("complete") and plan.record_path.exists()):
+        return model, None  # --force --resume continues only a stopped run of this very experiment, here
     if checkpoint.get("complete") and not (ctx.options.resume and checkpoint.get("key") == plan.key):
         return model, None  # a finished run's weights: retraining replaces them with its record
     if checkpoint.get("key") != plan.key:
@@ -313,21 +318,6 @@ def start_model(ctx: RunContext, plan: RunPlan):
     state = train_state_from(checkpoint)
     print(f"{name:<12} seed {seed}: resuming from step {state.step} of {plan.train_config.max_iters}")
     return model, state
-
-
-def continuable(path: Path, key: str, resume: bool, device_type: str) -> bool:
-    """With --force: whether --resume continues the checkpoint at `path`: a run of this very experiment on this
-    kind of device, interrupted (or stopped between its last checkpoint and its record, so no run.json)."""
-    from common.checkpoint import load_checkpoint
-    if not resume:
-        return False
-    try:
-        checkpoint = load_checkpoint(path)
-    except LadderError:
-        return False
-    unfinished = not checkpoint.get("complete") or not (path.parent / "run.json").exists()
-    return (unfinished and checkpoint.get("key") == key
-            and checkpoint.get("device_type", device_type) == device_type)
 
 
 def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:

@@ -347,6 +347,28 @@ def test_force_resume_finishes_a_forced_run_stopped_between_its_last_checkpoint_
     assert "resuming from step 20 of 20" in out.getvalue() and (folder / "run.json").is_file()
 
 
+@pytest.mark.parametrize("left", ["a finished run", "another experiment's stopped run", "another device's stopped run"])
+def test_force_resume_starts_over_from_what_it_cannot_continue(tmp_path, corpus_path, left):
+    """--force --resume (what make all-stages ARGS=--force passes) retrains a finished run, and starts over, without
+    an error, from a stopped run of another experiment or device."""
+    overrides = {"eval_interval": 5, "max_iters": 20}
+    stop = (lambda: False) if left == "a finished run" else _StopAfter(7)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        train_run(make_context(tmp_path, corpus_path, overrides=overrides), "bigram", 0, stop)
+    path = run_dir(make_context(tmp_path, corpus_path, overrides=overrides).folder, "bigram", 0) / "checkpoint.pt"
+    if left != "a finished run":
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint.update(key="0" * 16) if left == "another experiment's stopped run" else \
+            checkpoint.update(device_type="cuda")
+        torch.save(checkpoint, path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert train_run(make_context(tmp_path, corpus_path, overrides=overrides, force=True, resume=True), "bigram",
+                         0, lambda: False)
+    assert "resuming" not in out.getvalue() and "bigram       seed 0: val" in out.getvalue()
+    assert load_checkpoint(path)["complete"] and (path.parent / "run.json").is_file()
+
+
 def test_the_resume_command_of_a_forced_command_keeps_force_and_says_what_it_retrains():
     assert runner.resume_command(["--stage", "bigram"]) == "python runner.py --stage bigram --resume"
     assert runner.resume_command(["--stage", "bigram", "--force"]) == \
