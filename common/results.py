@@ -25,8 +25,9 @@ def has_runs(folder: Path, stage_names) -> bool:
 
 
 def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
-    """The readable run.json records of the folder's stages, each with its folder under '_dir': those of one
-    experiment, the newest run's (one_experiment)."""
+    """The readable run.json records of the folder's stages, each with its folder under '_dir' and its curve.csv
+    and sample.txt, read once, under '_curve' and '_sample': those of one experiment, the newest run's
+    (one_experiment)."""
     from common.io import read_json
     runs = []
     for path in sorted(folder.glob("runs/*/seed*/run.json")):
@@ -40,30 +41,33 @@ def load_runs(folder: Path, stage_names) -> list[dict[str, Any]]:
             continue
         if record["stage"] not in stage_names:
             continue
-        damaged = unreadable_part(path.parent)
-        if damaged:
-            print(f"skipping {path.parent}: its {damaged} cannot be read (retrain it with --force)", file=sys.stderr)
+        try:
+            record["_curve"], record["_sample"] = read_run_files(path.parent)
+        except RunFileError as exc:
+            print(f"skipping {path.parent}: its {exc} cannot be read (retrain it with --force)", file=sys.stderr)
             continue
         record["_dir"] = path.parent
         runs.append(record)
     return one_experiment(runs, folder)
 
 
-def unreadable_part(run_folder: Path) -> str | None:
-    """The name of the file beside a run's record that the report reads and cannot (curve.csv: the chart's
-    curves; sample.txt: the samples page), or None."""
+class RunFileError(Exception):
+    """A file beside a run's record that the report reads and cannot; its message is the file's name."""
+
+
+def read_run_files(run_folder: Path):
+    """(curve.csv as a table, sample.txt as text) of a run: the chart's curves and the samples page's text."""
     import pandas as pd
     try:
         curve = pd.read_csv(run_folder / "curve.csv")
-        if curve.empty or not {"step", "val_loss"} <= set(curve.columns):
-            return "curve.csv"
     except (OSError, ValueError):  # missing, empty or not a table
-        return "curve.csv"
+        raise RunFileError("curve.csv") from None
+    if curve.empty or not {"step", "val_loss"} <= set(curve.columns):
+        raise RunFileError("curve.csv")
     try:
-        (run_folder / "sample.txt").read_text(encoding="utf-8")
+        return curve, (run_folder / "sample.txt").read_text(encoding="utf-8")
     except (OSError, ValueError):  # missing, or not UTF-8
-        return "sample.txt"
-    return None
+        raise RunFileError("sample.txt") from None
 
 
 def experiment_of(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,7 +146,7 @@ def mean_curves(runs: list[dict[str, Any]], stage_names) -> dict[str, Any]:
     import pandas as pd
     curves = {}
     for stage in stage_names:
-        frames = [pd.read_csv(r["_dir"] / "curve.csv") for r in runs if r["stage"] == stage]
+        frames = [r["_curve"] for r in runs if r["stage"] == stage]
         merged = pd.concat(frames).groupby("step").val_loss
         curves[stage] = pd.DataFrame({"val_loss": merged.mean(), "val_min": merged.min(),
                                       "val_max": merged.max()}).reset_index()

@@ -93,7 +93,7 @@ def samples_page(shown: Mapping[str, Mapping[str, Any]], profile: Profile) -> st
              "weights when the checkpoint is not there (the same prompt and seed may then part ways after "
              "a few hundred characters).\n"]
     for stage, record in shown.items():
-        text = (record["_dir"] / "sample.txt").read_text(encoding="utf-8")
+        text = record["_sample"]
         lines.append(f"## {stage} (val loss {record['final']['val_loss']:.3f}, training seed {record['seed']})\n\n"
                      f"```text\n{text.strip()}\n```\n")
     return "\n".join(lines)
