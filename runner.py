@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from common.choices import check_choices  # noqa: E402  (light imports first: --help stays fast)
 from common.errors import LadderError  # noqa: E402
 from common.jobs import FolderLock, Stop, check_writable, training_tasks  # noqa: E402
-from common.run import Stage, results_folder, same_options  # noqa: E402
+from common.run import DEFAULT_OUT, Stage, results_folder, same_options  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +100,7 @@ def build_parser(stage_names: list[str], profile_names: list[str],
     how.add_argument("--force", action="store_true", help="retrain even when a matching saved result exists")
     how.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     how.add_argument("--data", help="path to the corpus text file (default: $GPT_LADDER_DATA, the cache, or download)")
-    how.add_argument("--out", default=str(ROOT / "results"), type=os.path.expanduser, help="results go to <out>/<profile>/")
+    how.add_argument("--out", default=str(DEFAULT_OUT), type=os.path.expanduser, help="results go to <out>/<profile>/")
     how.add_argument("--no-progress", action="store_true", help="no progress bars")
     smp = p.add_argument_group("sampling (with --sample; --seeds picks the training seed's checkpoint)")
     smp.add_argument("--num-samples", type=int, default=1, help="samples to print (default 1)")

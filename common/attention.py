@@ -409,9 +409,9 @@ def write_attention(folder: Path, profile: str, stages: Mapping[str, Any], out: 
             continue
         try:
             trained = load_committed(folder, stage, profile)
-            if trained is not None and trained.stale:
-                print(f"note: attention of {stage.name}: {trained.stale}", file=sys.stderr)
             if trained is not None:
+                if trained.stale:
+                    print(f"note: attention of {stage.name}: {trained.stale}", file=sys.stderr)
                 with one_thread():
                     _draw_rung(out, stage, profile, trained, dataset)
                 drawn.append(stage.name)

@@ -40,8 +40,8 @@ def list_stages(stages: Mapping[str, Any], profile: Profile, overrides: Mapping[
         rows.append(f"    {title}" if title else None)
         for i, name in enumerate(names, 1):
             try:
-                params = f"{sum(p.numel() for p in build_model(stages[name], profile, overrides, vocab_size).parameters()):,}"
-                note = ""
+                model = build_model(stages[name], profile, overrides, vocab_size)
+                params, note = f"{sum(p.numel() for p in model.parameters()):,}", ""
             except LadderError as exc:  # these settings suit other rungs, not this one
                 refused.append(exc)
                 params, note = "-", f"  (not with these settings: {str(exc).removesuffix(': change it with --set')})"
