@@ -121,3 +121,12 @@ def test_dropout_uses_pytorchs_kernel_off_the_cpu(monkeypatch):
     assert calls == []  # on the CPU: the uniform mask
     drop(torch.randn(4, 4).as_subclass(NotOnCPU))
     assert calls == [0.3]
+
+
+def test_cpu_dropout_in_bf16_keeps_values_at_the_scale_torch_dropout_keeps_them():
+    """In bf16 (autocast's activations) the uniform mask scales what it keeps by 1 / (1 - p) rounded to bf16, as
+    F.dropout does: 1.109375 at p = 0.1 (test_cpu_dropout_is_dropout: the same in fp32)."""
+    from stages.dropout import Dropout
+    ones = torch.ones(10_000, dtype=torch.bfloat16)
+    ours, theirs = Dropout(0.1).train()(ones), torch.nn.functional.dropout(ones, 0.1, training=True)
+    assert ours.unique().tolist() == theirs.unique().tolist() == [0.0, 1.109375]
