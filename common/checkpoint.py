@@ -39,7 +39,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, state: T
         "best_val_loss": min((row["val_loss"] for row in state.curve), default=None),
         "batch_rng": state.batch_rng,
         "torch_rng": state.torch_rng,
-        "cuda_rng": state.cuda_rng,
+        "device_rng": state.device_rng,
         "elapsed": state.elapsed,
         "complete": complete,  # False while training, True once max_iters are done
         **(extra or {}),
@@ -92,4 +92,5 @@ def load_checkpoint(path: str | os.PathLike, *, stage: str | None = None, profil
 def train_state_from(checkpoint: dict[str, Any]) -> TrainState:
     return TrainState(step=checkpoint["step"], curve=list(checkpoint["curve"]), optimizer=checkpoint["optimizer"],
                       batch_rng=checkpoint["batch_rng"], torch_rng=checkpoint["torch_rng"],
-                      cuda_rng=checkpoint["cuda_rng"], elapsed=checkpoint.get("elapsed", 0.0))
+                      device_rng=checkpoint.get("device_rng", checkpoint.get("cuda_rng")),  # "cuda_rng" before MPS's
+                      elapsed=checkpoint.get("elapsed", 0.0))

@@ -8,8 +8,9 @@ model on N processes ("ranks"). The rule that keeps it the same training as one 
   DistributedDataParallel averages the ranks' gradients, so each step uses the gradient of the
   mean loss over the whole global batch, as one process would, up to floating-point reduction order.
 - Dropout masks are the exception: each rank draws the masks for its own rows from its own
-  generator (the run's seed plus the rank), so a run with dropout matches one process in
-  distribution, not bit for bit.
+  generator, seeded at every step from the run's seed, the rank and the step, so a run with dropout
+  matches one process in distribution, not bit for bit (and a resumed run draws the masks of a run
+  never stopped).
 - Every rank evaluates the same batches with the same weights, so all ranks see the same losses
   and stop (NaN guard) at the same step; a stop request (Ctrl-C, SIGTERM) on any rank is shared
   with all ranks after every step, so they stop at the same step and rank 0 writes one checkpoint.

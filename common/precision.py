@@ -7,9 +7,12 @@ model at its own batch in fp32 and in bf16 autocast, in pairs, and takes bf16 on
 pair says it is at least 1.1x faster.
 The choice is cached per machine and shape class outside the repository
 (`$GPT_LADDER_CACHE`, default `~/.cache/gpt-ladder/precision.json`) and printed once.
-On CUDA, bf16 where the GPU supports it; elsewhere (MPS) fp32.
+On CUDA, bf16 where the GPU computes it natively (compute capability 8.0 and up: A100, H100; not the
+emulated bf16 of a T4 or V100); elsewhere (MPS) fp32.
 
-A run's numbers depend on its precision, so the run records the resolved one in its reuse key.
+A run's numbers depend on its precision: its run.json records the resolved one. Its reuse key holds the one
+asked for, so a run made with "auto" is the same experiment whichever precision a machine chose, and a
+resumed run goes on in the precision it started in (common/run.py, start_model).
 """
 from __future__ import annotations
 
@@ -103,8 +106,8 @@ def resolve_precision(requested: str, device: torch.device, model: torch.nn.Modu
     """'fp32' or 'bf16': the requested one, or for 'auto' the faster one here (see the module docstring)."""
     if requested != "auto":
         return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cuda":  # not torch.cuda.is_bf16_supported(): it also says yes where bf16 is emulated
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
     if device.type != "cpu" or not hasattr(getattr(model, "config", None), "vocab_size"):  # nothing to measure: fp32
         return "fp32"
     key = f"{machine_id()} | {shape_class(model, batch_size)}"

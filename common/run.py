@@ -271,12 +271,13 @@ def check_replacing(runs: list[tuple[RunContext, str, int, Mapping[str, Any]]]) 
 
 
 def start_model(ctx: RunContext, plan: RunPlan):
-    """(model on the device, TrainState or None): a fresh model, or the checkpoint's when resuming it.
+    """(model on the device, TrainState or None, plan): a fresh model, or the checkpoint's when resuming it.
 
     An interrupted run's checkpoint is never replaced silently: without --resume, or when it does not
     match this run, the run is refused with what differs, and --force is the way to start over. With
     --force and --resume together, an interrupted run of this very experiment (an interrupted --force
-    retrain) is continued; anything else starts over.
+    retrain) is continued; anything else starts over. A resumed run asked for precision "auto" goes on in the
+    precision it started in (the returned plan's), whatever this machine's probe chooses now.
     """
     from common.checkpoint import load_checkpoint, train_state_from
     from common.device import set_seed
@@ -284,7 +285,7 @@ def start_model(ctx: RunContext, plan: RunPlan):
     set_seed(seed)
     model = plan.stage.Model(plan.model_config).to(ctx.device)
     if not path.exists() or ctx.options.force and not ctx.options.resume:
-        return model, None
+        return model, None, plan
     strict = ctx.options.resume and not ctx.options.force  # another stage, profile or vocabulary is an error
     try:
         checkpoint = load_checkpoint(path, **(dict(stage=name, profile=ctx.profile.name,
@@ -292,13 +293,13 @@ def start_model(ctx: RunContext, plan: RunPlan):
     except LadderError:
         if strict:
             raise
-        return model, None  # damaged: nothing in it can be continued
+        return model, None, plan  # damaged: nothing in it can be continued
     if ctx.options.force and (checkpoint.get("key") != plan.key
                               or checkpoint.get("device_type", ctx.device.type) != ctx.device.type
                               or checkpoint.get("complete") and plan.record_path.exists()):
-        return model, None  # --force --resume continues only a stopped run of this very experiment, here
+        return model, None, plan  # --force --resume continues only a stopped run of this very experiment, here
     if checkpoint.get("complete") and not (ctx.options.resume and checkpoint.get("key") == plan.key):
-        return model, None  # a finished run's weights: retraining replaces them with its record
+        return model, None, plan  # a finished run's weights: retraining replaces them with its record
     if checkpoint.get("key") != plan.key:
         raise LadderError(f"checkpoint {path} holds an interrupted run (step {checkpoint['step']}) made with "
                           f"{mismatch(checkpoint.get('key_parts'), plan.key_parts)}: continue it with those, or "
@@ -316,8 +317,12 @@ def start_model(ctx: RunContext, plan: RunPlan):
     except RuntimeError:
         raise LadderError(f"checkpoint {path} does not fit the {name} model: retrain with --force") from None
     state = train_state_from(checkpoint)
+    started_in = (checkpoint.get("train_config") or {}).get("precision", plan.precision)
+    if started_in != plan.precision:  # the same key: "auto" both times, resolved otherwise now (threads, torch)
+        plan = dataclasses.replace(plan, precision=started_in,
+                                   train_config=dataclasses.replace(plan.train_config, precision=started_in))
     print(f"{name:<12} seed {seed}: resuming from step {state.step} of {plan.train_config.max_iters}")
-    return model, state
+    return model, state, plan
 
 
 def mismatch(saved: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
@@ -440,7 +445,7 @@ def train_run(ctx: RunContext, name: str, seed: int, stop: Callable[[], bool], p
     plan = plan_run(ctx, name, seed)
     if reused(ctx, plan):
         return True
-    model, state = start_model(ctx, plan)
+    model, state, plan = start_model(ctx, plan)
     if ctx.options.force and ctx.world.is_main:  # the replaced result goes now, not beside a new run's checkpoint
         plan.record_path.unlink(missing_ok=True)
     ctx.world.barrier()  # every rank has read the checkpoint before rank 0 writes the next one

@@ -41,17 +41,19 @@ def estimate_loss(model: torch.nn.Module, dataset: Dataset, block_size: int, bat
     model.eval()
     out = {}
     dtype = autocast_dtype(dataset.train.device, precision)
-    for split in splits:
-        data = dataset.split(split)
-        generator = torch.Generator(device=data.device).manual_seed(seed + EVAL_SEED_OFFSET)
-        losses = torch.zeros(eval_iters, device=data.device)
-        for k in range(eval_iters):
-            x, y = get_batch(data, block_size, batch_size, generator)
-            with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
-                _, loss = model(x, y)
-            losses[k] = loss.float()
-        out[split] = losses.mean().item()
-    model.train(was_training)
+    try:
+        for split in splits:
+            data = dataset.split(split)
+            generator = torch.Generator(device=data.device).manual_seed(seed + EVAL_SEED_OFFSET)
+            losses = torch.zeros(eval_iters, device=data.device)
+            for k in range(eval_iters):
+                x, y = get_batch(data, block_size, batch_size, generator)
+                with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
+                    _, loss = model(x, y)
+                losses[k] = loss.float()
+            out[split] = losses.mean().item()
+    finally:  # back in training mode even when an evaluation is interrupted (Ctrl-C, out of memory)
+        model.train(was_training)
     return out
 
 
@@ -71,11 +73,13 @@ def split_loss(model: torch.nn.Module, data: torch.Tensor, block_size: int, batc
     y = data[1: n * block_size + 1].view(n, block_size)  # (n, T): x shifted left by one
     dtype = autocast_dtype(data.device, precision)
     total = torch.zeros((), device=data.device, dtype=torch.float64)
-    for i in range(0, n, batch_size):
-        with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
-            _, loss = model(x[i: i + batch_size], y[i: i + batch_size])
-        total += loss.double() * len(x[i: i + batch_size])  # loss is the batch's mean: weight it by its windows
-    model.train(was_training)
+    try:
+        for i in range(0, n, batch_size):
+            with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
+                _, loss = model(x[i: i + batch_size], y[i: i + batch_size])
+            total += loss.double() * len(x[i: i + batch_size])  # loss is the batch's mean: weight it by its windows
+    finally:
+        model.train(was_training)
     return (total / n).item()
 
 
@@ -137,7 +141,7 @@ class TrainState:
     optimizer: dict[str, Any] | None = None  # optimizer.state_dict()
     batch_rng: torch.Tensor | None = None  # state of the training-batch generator
     torch_rng: torch.Tensor | None = None  # global CPU generator (dropout on CPU)
-    cuda_rng: torch.Tensor | None = None  # global CUDA generator (dropout on CUDA)
+    device_rng: torch.Tensor | None = None  # the accelerator's global generator (dropout on CUDA or MPS)
     elapsed: float = 0.0  # training seconds before this session
 
 
@@ -168,20 +172,38 @@ def restore(state: TrainState, optimizer: torch.optim.Optimizer, batch_gen: torc
         batch_gen.set_state(state.batch_rng)
     if state.torch_rng is not None:
         torch.set_rng_state(state.torch_rng)
-    if state.cuda_rng is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state.cuda_rng, device)
+    if state.device_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state.device_rng, device)
+    elif state.device_rng is not None and device.type == "mps":
+        torch.mps.set_rng_state(state.device_rng)
 
 
-def replica(model: torch.nn.Module, cfg: TrainConfig, world: World, seed: int, step: int):
-    """(what steps, this rank's rows of each batch): the model itself, or under torchrun its DDP replica,
-    with dropout masks drawn from the rank's own generator."""
+def device_rng_state(device: torch.device) -> torch.Tensor | None:
+    """The global generator state of the accelerator that draws the dropout masks (None on the CPU, whose
+    generator is `torch_rng`)."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        return torch.mps.get_rng_state()
+    return None
+
+
+def replica(model: torch.nn.Module, cfg: TrainConfig, world: World):
+    """(what steps, this rank's rows of each batch): the model itself, or under torchrun its DDP replica."""
     if not world.active:
         return model, None
     from torch.nn.parallel import DistributedDataParallel
     device = next(model.parameters()).device
     stepper = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    torch.manual_seed(seed + 1_000_003 * (world.rank + 1) + step)
     return stepper, world.shard(cfg.batch_size)
+
+
+def seed_rank_step(seed: int, world: World, step: int) -> None:
+    """Under torchrun, seed this rank's dropout masks for one step from (seed, rank, step) alone: every rank
+    draws its own masks, and a resumed run draws the same ones as a run never stopped (only rank 0's
+    generators are saved)."""
+    if world.active:
+        torch.manual_seed(seed + 1_000_003 * (world.rank + 1) + step)
 
 
 def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int = 0,
@@ -206,20 +228,18 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     if cfg.precision == "auto":  # measured once per machine and model size, then cached
         cfg = dataclasses.replace(cfg, precision=resolve_precision("auto", device, model, cfg.batch_size))
     block_size = model.config.block_size
-    if device.type == "cuda":  # TF32 tensor cores for the fp32 matmuls autocast leaves
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     optimizer = make_optimizer(model, cfg)
     batch_gen = torch.Generator(device=device).manual_seed(seed)
     state = state or TrainState()
     restore(state, optimizer, batch_gen, device)
-    stepper, rows = replica(model, cfg, world, seed, state.step)
+    stepper, rows = replica(model, cfg, world)
 
     def capture(step: int, elapsed: float) -> None:
         state.step = step
         state.optimizer = optimizer.state_dict()
         state.batch_rng = batch_gen.get_state()
         state.torch_rng = torch.get_rng_state()
-        state.cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        state.device_rng = device_rng_state(device)
         state.elapsed = elapsed
 
     def evaluate(step: int, elapsed: float) -> bool:
@@ -247,6 +267,7 @@ def train(model: torch.nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int 
     bar = tqdm(total=cfg.max_iters, initial=start_step, desc=name, disable=None if progress else True,
                dynamic_ncols=True, leave=False, unit="step")
     for step in range(start_step, cfg.max_iters if finite else start_step):
+        seed_rank_step(seed, world, step)
         train_step(stepper, optimizer, dataset.train, cfg, step, batch_gen, rows)
         bar.update(1)
         done = step + 1

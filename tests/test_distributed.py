@@ -34,8 +34,8 @@ def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
 
 
-def record(out: Path) -> dict:
-    return json.loads(next(out.glob("smoke-*/runs/residual/seed0/run.json")).read_text())
+def record(out: Path, stage: str = "residual") -> dict:
+    return json.loads(next(out.glob(f"smoke-*/runs/{stage}/seed0/run.json")).read_text())
 
 
 def test_two_processes_train_the_same_run_as_one_and_only_rank_0_writes(tmp_path, corpus_path):
@@ -86,7 +86,7 @@ def _rank_main(rank: int, port: int, out: str, corpus: str, resume: bool, stop_a
     ctx = RunContext(options, get_profile("smoke"), stages, load_dataset(corpus), device, stage_fingerprints(stages),
                      world)
     stop = _StopAfter(stop_after) if (rank == 1 and stop_after) else (lambda: False)
-    finished = train_run(ctx, "residual", 0, stop)
+    finished = train_run(ctx, "dropout", 0, stop)  # dropout: each rank draws masks, and a resume must draw the same
     Path(report, f"rank{rank}.json").write_text(json.dumps({"finished": finished}))
     finish(world)
 
@@ -115,12 +115,12 @@ def test_a_stop_on_one_rank_stops_all_at_one_step_and_resume_is_exact(tmp_path, 
 
     assert _ranks(tmp_path / "whole", corpus_path, tmp_path / "r1") == [True, True]
     assert _ranks(tmp_path / "cut", corpus_path, tmp_path / "r2", stop_after=50) == [False, False]
-    path = next((tmp_path / "cut").glob("smoke-*/runs/residual/seed0/checkpoint.pt"))
+    path = next((tmp_path / "cut").glob("smoke-*/runs/dropout/seed0/checkpoint.pt"))
     checkpoint = load_checkpoint(path)
     assert checkpoint["step"] == 51 and not checkpoint["complete"]  # the step rank 1 stopped at, for both
     assert not path.with_name("run.json").exists()
     assert _ranks(tmp_path / "cut", corpus_path, tmp_path / "r3", resume=True) == [True, True]
-    whole, resumed = record(tmp_path / "whole"), record(tmp_path / "cut")
+    whole, resumed = record(tmp_path / "whole", "dropout"), record(tmp_path / "cut", "dropout")
     for key in ("step", "train_loss", "val_loss"):  # the same numbers, bit for bit (only the seconds differ)
         assert resumed["final"][key] == whole["final"][key]
     assert resumed["world_size"] == 2

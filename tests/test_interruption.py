@@ -333,6 +333,30 @@ def test_an_interrupted_force_retrain_leaves_no_old_result_and_resume_continues_
         pytest.approx(reference["final"]["val_loss"], abs=1e-4)
 
 
+def test_a_resumed_auto_precision_run_goes_on_in_the_precision_it_started_in(tmp_path, corpus_path, monkeypatch):
+    """precision=auto is resolved per machine, thread count and PyTorch version: a run resumed where the probe
+    now chooses otherwise still trains its second half as its first, and says which in run.json."""
+    import common.precision
+    overrides = {"eval_interval": 5, "max_iters": 40}
+    chosen = {"now": "fp32"}
+    monkeypatch.setattr(common.precision, "resolve_precision", lambda requested, *a, **k:
+                        chosen["now"] if requested == "auto" else requested)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert train_run(make_context(tmp_path / "run", corpus_path, overrides=overrides), "residual", 0,
+                         _StopAfter(12)) is False
+        chosen["now"] = "bf16"  # e.g. resumed with another thread count
+        assert train_run(make_context(tmp_path / "run", corpus_path, overrides=overrides, resume=True), "residual",
+                         0, lambda: False)
+        assert train_run(make_context(tmp_path / "reference", corpus_path, overrides={**overrides,
+                                      "precision": "fp32"}), "residual", 0, lambda: False)
+    ctx = make_context(tmp_path / "run", corpus_path, overrides=overrides)
+    resumed = json.loads((run_dir(ctx.folder, "residual", 0) / "run.json").read_text())
+    reference = json.loads((run_dir(make_context(tmp_path / "reference", corpus_path, overrides={
+        **overrides, "precision": "fp32"}).folder, "residual", 0) / "run.json").read_text())
+    assert resumed["precision"] == resumed["train_config"]["precision"] == "fp32"
+    assert resumed["final"]["val_loss"] == reference["final"]["val_loss"]
+
+
 def test_force_resume_finishes_a_forced_run_stopped_between_its_last_checkpoint_and_its_record(tmp_path, corpus_path):
     overrides = {"eval_interval": 5, "max_iters": 20}
     with contextlib.redirect_stdout(io.StringIO()):

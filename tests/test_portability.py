@@ -58,3 +58,19 @@ def test_a_log_file_gets_plain_lines_without_carriage_returns(tmp_path, corpus_p
     assert code == 0, text
     assert b"\r" not in raw and b"\x1b[" not in raw  # no bar redraws, no cursor movement
     assert "bigram       seed 0: val" in text and "averaging    seed 0: val" in text  # one line per run
+
+
+def test_the_accelerators_generator_is_saved_and_put_back_on_mps_as_on_cuda(monkeypatch):
+    """Dropout on CUDA or Apple MPS draws from the device's own generator: a resumed run needs it back, or it
+    replays the masks of its first steps."""
+    import torch
+
+    from common.train import TrainState, device_rng_state, restore
+    saved, put_back = torch.tensor([1, 2, 3], dtype=torch.uint8), []
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda *a, **k: saved)
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda state, *a, **k: put_back.append(state))
+    mps = torch.device("mps")
+    assert device_rng_state(mps) is saved and device_rng_state(torch.device("cpu")) is None
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    restore(TrainState(device_rng=saved), optimizer, torch.Generator(), mps)
+    assert put_back == [saved]

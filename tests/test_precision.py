@@ -84,9 +84,20 @@ def test_an_explicit_precision_is_never_probed(monkeypatch):
     assert resolve_precision("fp32", torch.device("cpu"), model, 16, timer=timer) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu"), model, 16, timer=timer) == "bf16"
     assert timer.calls == 0
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (9, 0))  # an H100
     assert resolve_precision("auto", torch.device("cuda"), model, 16, timer=timer) == "bf16"  # no probe on CUDA
     assert timer.calls == 0
+
+
+def test_auto_on_a_gpu_without_native_bf16_is_fp32(monkeypatch):
+    """A T4 or V100 (compute capability 7.x) runs bf16 emulated, slower than fp32, though
+    torch.cuda.is_bf16_supported() says yes there: auto takes fp32."""
+    model = STAGES["bigram"].Model(tiny_configs("bigram")[0])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))  # a T4
+    assert resolve_precision("auto", torch.device("cuda"), model, 16) == "fp32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))  # an A100
+    assert resolve_precision("auto", torch.device("cuda"), model, 16) == "bf16"
 
 
 def test_the_probe_leaves_the_random_numbers_of_the_run_alone(tmp_path, monkeypatch):
