@@ -11,16 +11,20 @@
 #               --nanogpt PATH` (PATH: a checkout of karpathy/nanoGPT, or its git folder)
 # and name them in the call's carry. Then, one call each (timeout_s 600):
 #
-#   bash bench/gpu_session.sh                        # info ladder lecture bench: the gpu ladder, the lecture's GPT
+#   bash bench/gpu_session.sh                        # info tests ladder lecture bench: the gpu ladder, the lecture's GPT
 #   STEPS="versus" bash bench/gpu_session.sh         # the runner against nanoGPT's train.py, time to val 1.48
 #   STEPS="modern" bash bench/gpu_session.sh         # the 2025 GPT at the lecture GPT's size
 #
 # Steps (STEPS, in this order; each under its own limit in seconds, and none past TOTAL_S (560) from
 # the start, so the whole, archive included, stays inside a 10-minute command):
-#   info     nvidia-smi, PyTorch's version and the GPU's name
+#   info     nvidia-smi, PyTorch's version and the GPU's name; whether torch.compile (Triton, a C compiler)
+#            and a pseudo-terminal (versus) are there
+#   tests    pytest tests/test_accelerator.py: train, stop, resume, sample and precision on the GPU, in
+#            seconds, so a broken device path shows before the long steps                        (TESTS_S)
 #   ladder   runner.py --ladder lecture --profile gpu, SEEDS, JOBS runs side by side on the GPU  (LADDER_S)
 #   lecture  runner.py --profile lecture --stage scaled: the lecture's 10.8M GPT, SEEDS            (LECTURE_S)
-#   bench    bench/bench.py --device cuda --no-ttq: ms/step, tokens/s and share of the bf16 peak   (BENCH_S)
+#   bench    bench/bench.py --device cuda --no-ttq --ceiling CEILING: ms/step, tokens/s and share of the
+#            measured bf16 matmul peak (CEILING: bf16 on CUDA, fp32 on the CPU)                   (BENCH_S)
 #   versus   bench/versus_nanogpt.py run: nanoGPT's train.py and the runner at the lecture GPT, with and
 #            without torch.compile (VERSUS_COMPILE: both, on or off; compiled first, each tool's best),
 #            VERSUS_ITERS steps, at most 240 s a run; its own table (versus-nanogpt.md) and log in $OUT.
@@ -35,8 +39,10 @@
 # `TOTAL_S=150 bash bench/gpu_session.sh`. Checkpoints (*.pt) are ignored files, so a warm machine
 # keeps them, and --resume rebuilds a finished run's record from its checkpoint.
 # Everything lands in $OUT (default ./gpu-out): session.log, bench-gpu.md, versus-nanogpt.md and .log,
-# and results.tar.gz with the results folders it wrote (records, curves, samples, tables, charts; no
-# checkpoints).
+# results.tar.gz with the results folders it wrote (records, curves, samples, tables, charts; no
+# checkpoints), and unfinished-runs.json: the step, precision and loss curve (with its seconds) of every
+# run a limit cut short, read from its checkpoint (bench/unfinished.py), so a cut-short run still says how
+# far it got and how fast.
 #
 # Rehearsal on the CPU (about a minute), into scratch folders:
 #   PYTHON=.venv/bin/python PROFILE=smoke LECTURE_PROFILE=smoke DEVICE=cpu RESULTS=/tmp/rehearsal \
@@ -45,13 +51,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=${STEPS:-"info ladder lecture bench"}
+STEPS=${STEPS:-"info tests ladder lecture bench"}
 PROFILE=${PROFILE:-gpu}
 LECTURE_PROFILE=${LECTURE_PROFILE:-lecture}
 DEVICE=${DEVICE:-cuda}
+case $DEVICE in cuda*) default_ceiling=bf16 ;; *) default_ceiling=fp32 ;; esac
+CEILING=${CEILING:-$default_ceiling}  # the matmul peak bench's % column is against: the rows train in bf16 on a GPU
 SEEDS=${SEEDS:-"0 1 2"}
 JOBS=${JOBS:-3}
 BENCH_S=${BENCH_S:-90}
+TESTS_S=${TESTS_S:-45}
 LADDER_S=${LADDER_S:-330}
 LECTURE_S=${LECTURE_S:-150}
 VERSUS_S=${VERSUS_S:-520}
@@ -60,8 +69,9 @@ VERSUS_ITERS=${VERSUS_ITERS:-5000}
 VERSUS_ARGS=${VERSUS_ARGS:-}  # more options of bench/versus_nanogpt.py run (the rehearsal: --tiny)
 MODERN_S=${MODERN_S:-400}
 MODERN_STAGE=${MODERN_STAGE:-qk_norm}
-# the lecture GPT's size and recipe (common/profiles.py LECTURE_GPT), the modern ladder's rungs have no dropout
-MODERN_SET=${MODERN_SET-"block_size=256 n_embd=384 n_head=6 n_layer=6 batch_size=64 learning_rate=3e-4 init=gpt2"}
+# the lecture GPT's size and recipe (common/profiles.py LECTURE_GPT, its fused attention kernel too), the modern
+# ladder's rungs have no dropout
+MODERN_SET=${MODERN_SET-"block_size=256 n_embd=384 n_head=6 n_layer=6 batch_size=64 learning_rate=3e-4 init=gpt2 fused_attention=true"}
 TOTAL_S=${TOTAL_S:-560}  # the whole script, inside the device tool's 600 s a command
 OUT=${OUT:-./gpu-out}
 RESULTS=${RESULTS:-results}  # the runner's --out
@@ -97,9 +107,19 @@ step() {  # step NAME LIMIT COMMAND...: run it under its limit, log its output a
 for name in $STEPS; do
     case $name in
         info)
-            step info 30 bash -c "nvidia-smi || true; $PYTHON -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available() and torch.cuda.get_device_name())'" ;;
+            checks=(
+                "nvidia-smi || true"
+                "$PYTHON -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available() and torch.cuda.get_device_name())'"
+                "echo \"C compiler: \$(command -v cc gcc | head -1)\""
+                "$PYTHON -c 'import triton; print(\"triton\", triton.__version__)' 2>/dev/null || echo 'no triton: torch.compile builds no GPU kernels'"
+                "$PYTHON -c 'import pty; pty.openpty(); print(\"pseudo-terminal: ok\")' 2>/dev/null || echo 'no pseudo-terminal: versus cannot run'"
+            )
+            step info 30 bash -c "$(printf '%s; ' "${checks[@]}")" ;;
+        tests)
+            step tests "$TESTS_S" "$PYTHON" -m pytest -q -x -p no:cacheprovider tests/test_accelerator.py ;;
         bench)
-            step bench "$BENCH_S" "$PYTHON" bench/bench.py --device "$DEVICE" --no-ttq --out "$OUT/bench-gpu.md" ;;
+            step bench "$BENCH_S" "$PYTHON" bench/bench.py --device "$DEVICE" --no-ttq --ceiling "$CEILING" \
+                --out "$OUT/bench-gpu.md" ;;
         ladder)
             # shellcheck disable=SC2086  # SEEDS is a list
             step ladder "$LADDER_S" "$PYTHON" runner.py --ladder lecture --resume --profile "$PROFILE" --device "$DEVICE" \
@@ -127,7 +147,7 @@ for name in $STEPS; do
                 [ -d "$folder" ] && [ "$folder" -nt "$started" ] && written+=("$folder")
             done ;;
         *)
-            echo "unknown step '$name': choose from info ladder lecture bench versus modern" | tee -a "$log"
+            echo "unknown step '$name': choose from info tests ladder lecture bench versus modern" | tee -a "$log"
             exit 2 ;;
     esac
 done
@@ -138,6 +158,7 @@ if [ ${#written[@]} -gt 0 ]; then
         [ -d "$folder" ] && [[ " ${existing[*]} " != *" $folder "* ]] && existing+=("$folder")
     done
     if [ ${#existing[@]} -gt 0 ]; then
+        timeout 30 "$PYTHON" bench/unfinished.py "${existing[@]}" --out "$OUT/unfinished-runs.json" 2>&1 | tee -a "$log"
         tar czf "$OUT/results.tar.gz" --exclude=checkpoint.pt --exclude='*.tmp' "${existing[@]}"
         echo "results: $OUT/results.tar.gz ($(du -h "$OUT/results.tar.gz" | cut -f1)) from ${existing[*]}" | tee -a "$log"
     fi

@@ -30,10 +30,11 @@ def session(tmp_path: Path, corpus_path: Path, **settings: str) -> tuple[subproc
 
 
 def test_rehearsal_trains_and_packs_each_results_folder_once(tmp_path, corpus_path):
-    result, out = session(tmp_path, corpus_path, STEPS="info ladder lecture")
+    result, out = session(tmp_path, corpus_path, STEPS="info tests ladder lecture")
     assert result.returncode == 0, result.stderr
     log = (out / "session.log").read_text()
     assert "== info (limit 30s)" in log
+    assert "== tests: exit 0" in log  # on the CPU its tests are skipped; on a GPU they run
     assert "== ladder: exit 0" in log and "== lecture: exit 0" in log, log[-2000:]
     with tarfile.open(out / "results.tar.gz") as archive:
         names = archive.getnames()
@@ -42,6 +43,7 @@ def test_rehearsal_trains_and_packs_each_results_folder_once(tmp_path, corpus_pa
     assert not any(name.endswith(".pt") for name in names)  # checkpoints stay behind
     assert not any("/runs/gelu/" in name for name in names)  # the GPU ladder is the lecture's nine rungs
     assert len(names) == len(set(names))  # PROFILE and LECTURE_PROFILE are the same folder here
+    assert "unfinished runs: none" in log and (out / "unfinished-runs.json").read_text().strip() == "[]"
 
 
 def test_no_step_runs_past_the_total_budget(tmp_path, corpus_path):
@@ -78,3 +80,28 @@ def test_rehearsal_of_issue_32s_steps(tmp_path, corpus_path):
         names = archive.getnames()
     assert any("/smoke-" in name and name.endswith("runs/qk_norm/seed0/run.json") for name in names), names
     assert not any(name.endswith(".pt") for name in names)
+
+
+def test_a_run_cut_short_leaves_its_curve_in_the_output(tmp_path, corpus_path):
+    """A limit's SIGTERM leaves a checkpoint and no run.json, and the archive takes no checkpoints: what the
+    run reached (step, curve, seconds) must still come back, in unfinished-runs.json."""
+    import contextlib
+    import io
+    import json
+
+    from bench.unfinished import main as unfinished
+    from common.run import run_dir, train_run
+    from conftest import smoke_context
+    from test_interruption import _StopAfter
+    ctx = smoke_context(tmp_path / "results", corpus_path, overrides={"eval_interval": 5, "max_iters": 40})
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert train_run(ctx, "bigram", 0, _StopAfter(12)) is False  # stopped, as a limit's SIGTERM stops it
+        assert train_run(ctx, "mlp", 0, lambda: False)  # finished: not listed
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert unfinished([str(ctx.folder), "--out", str(tmp_path / "unfinished.json")]) == 0
+    runs = json.loads((tmp_path / "unfinished.json").read_text())
+    assert [(run["stage"], run["seed"], run["max_iters"]) for run in runs] == [("bigram", 0, 40)]
+    assert 0 < runs[0]["step"] < 40 and runs[0]["curve"][-1]["step"] == 10 and runs[0]["curve"][-1]["seconds"] > 0
+    assert "bigram seed 0: stopped at step" in printed.getvalue() and "unfinished runs: 1" in printed.getvalue()
+    assert run_dir(ctx.folder, "bigram", 0).joinpath("checkpoint.pt").exists()  # read, never moved
