@@ -391,6 +391,7 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str, diverged: str =
     header = "| " + " | ".join([study.setting if c == "label" else c for c in columns]) + " |"
     rule = "|" + "|".join("---" if c in ("label", "verdict") else "---:" for c in columns) + "|"
     body = ["| " + " | ".join(_md_cell(row, c, study.setting) for c in columns) + " |" for _, row in table.iterrows()]
+    from common.verdicts import DIVERGED_RISE
     turns = crossovers(table)
     where = "; ".join(f"between {a} and {b}" for a, b in turns) if turns else "none"
     helped = [label for label, verdict in zip(table.label, table.verdict) if verdict == "helped"]
@@ -400,7 +401,8 @@ def study_markdown(table: pd.DataFrame, study: Study, note: str, diverged: str =
         f"`{study.rung}` against `{study.against}`, over `{study.setting}` = {', '.join(table.label)}. {note}\n",
         f"delta = mean validation loss of `{study.rung}` - that of `{study.against}` (negative: the piece helped). "
         "Verdicts by the ladder's rule (docs/verdicts-and-profiles.md). A diverged side (a final loss not finite, or a training loss "
-        "worse than the uniform guess while the validation loss ended above its best) has no mean to test: its "
+        f"worse than the uniform guess while the validation loss ended more than {DIVERGED_RISE} above its best) has no "
+        "mean to test: its "
         "mean is left blank, its diverged seeds are counted, and the verdict says what happened.\n",
         header, rule, *body, "",
         f"Helped (measured) at: {', '.join(helped) or 'no value'}. Crossover: {where} (a crossover lies between "

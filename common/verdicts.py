@@ -15,7 +15,7 @@ than 2 seeds gets no verdict ("too few seeds"): one seed says nothing about the 
 
 Divergence is a result, not noise: a run whose final loss is not finite, or whose final training
 loss is worse than the uniform guess (ln of the vocabulary size, 4.17 nats for 65 characters) while
-its validation loss is worse than its own best evaluation, has diverged (`run_diverged`). A rung with
+its validation loss ended more than DIVERGED_RISE above its own best evaluation, has diverged (`run_diverged`). A rung with
 a diverged seed has no meaningful mean, so a step into or out of it is not tested by Welch's rule
 but called what it is: "hurt: diverged" (this rung diverged, the one before trained), "helped: the
 rung before diverged", or "diverged, as the rung before".
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NOISE_FLOOR = 0.005  # nats: differences smaller than this are never called a change
+# nats a run's validation loss must end above its best to count as a rise: a run of a step or two ends within a
+# sampled evaluation's noise (about 0.008) of where it started, which is no divergence; every diverged run in the
+# committed studies ended at least 1 nat above its best, most of them at millions or NaN
+DIVERGED_RISE = 0.1
 CONFIDENCE = 0.95
 VERDICTS = ("helped", "within noise", "hurt")
 DIVERGED = "hurt: diverged"
@@ -62,7 +66,7 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
 
 def run_diverged(record: Mapping[str, Any]) -> bool:
     """Whether a run diverged: a final loss is not finite, or its *training* loss ended worse than the
-    uniform guess while its validation loss ended worse than its own best evaluation.
+    uniform guess while its validation loss ended more than DIVERGED_RISE above its own best evaluation.
 
     The training loss, not the validation loss, tells divergence from overfitting: a model that
     memorised a small text (train 0.53, validation 4.21) has not diverged, and a run still on its way
@@ -70,7 +74,7 @@ def run_diverged(record: Mapping[str, Any]) -> bool:
     val, train, best = record["final"]["val_loss"], record["final"]["train_loss"], record["best"]["val_loss"]
     vocab_size = (record.get("model_config") or {}).get("vocab_size") or 65
     return (bool(record.get("diverged")) or not (math.isfinite(val) and math.isfinite(train))
-            or (train > math.log(vocab_size) and val > best))
+            or (train > math.log(vocab_size) and val > best + DIVERGED_RISE))
 
 
 def verdict_kind(text: str) -> str:

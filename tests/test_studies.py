@@ -122,6 +122,9 @@ def test_a_run_still_on_its_way_down_is_not_diverged():
     assert not run_diverged(record("bigram", 0, 4.18))  # above ln 65, but its best: still learning
     assert run_diverged(record("bigram", 0, 4.18, best=3.0))  # worse than the uniform guess and than its best
     assert run_diverged(record("bigram", 0, float("inf")))
+    # a run of one step (--max-iters 1) ends within the evaluations' noise of its start: not diverged
+    assert not run_diverged(record("bigram", 0, 4.185, best=4.180, train=4.19))
+    assert run_diverged(record("bigram", 0, 4.29, best=4.18, train=4.3))  # a rise beyond that noise
     # overfitting is not divergence: layernorm on 25,000 training characters (cpu profile) memorised them
     assert not run_diverged(record("layernorm", 0, 4.210, best=2.466, train=0.527))
 
