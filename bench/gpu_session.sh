@@ -55,7 +55,7 @@ STEPS=${STEPS:-"info tests ladder lecture bench"}
 PROFILE=${PROFILE:-gpu}
 LECTURE_PROFILE=${LECTURE_PROFILE:-lecture}
 DEVICE=${DEVICE:-cuda}
-case $DEVICE in cuda*) default_ceiling=bf16 ;; *) default_ceiling=fp32 ;; esac
+case $DEVICE in cuda* | auto) default_ceiling=bf16 ;; *) default_ceiling=fp32 ;; esac
 CEILING=${CEILING:-$default_ceiling}  # the matmul peak bench's % column is against: the rows train in bf16 on a GPU
 SEEDS=${SEEDS:-"0 1 2"}
 JOBS=${JOBS:-3}

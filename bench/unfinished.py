@@ -38,6 +38,7 @@ def unfinished_runs(folders: list[Path]) -> list[dict]:
             train_config = checkpoint.get("train_config") or {}
             runs.append({"checkpoint": str(path), "stage": checkpoint["stage"], "seed": checkpoint.get("seed"),
                          "step": checkpoint["step"], "max_iters": train_config.get("max_iters"),
+                         "complete": bool(checkpoint.get("complete")),  # trained to the end, its record not written
                          "precision": train_config.get("precision"), "device_type": checkpoint.get("device_type"),
                          "curve": checkpoint["curve"]})
     return runs
@@ -49,7 +50,8 @@ def describe(run: dict) -> str:
     last = run["curve"][-1] if run["curve"] else {}
     reached = (f", last evaluation at step {last['step']}: val {last['val_loss']:.4f} after {last['seconds']:.1f} s"
                if last else "")
-    return f"{run['stage']} seed {run['seed']}: stopped at step {run['step']} of {run['max_iters']}{reached}"
+    how = "finished, its record not written" if run["complete"] else "stopped"
+    return f"{run['stage']} seed {run['seed']}: {how} at step {run['step']} of {run['max_iters']}{reached}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,7 +101,7 @@ def test_a_run_cut_short_leaves_its_curve_in_the_output(tmp_path, corpus_path):
     with contextlib.redirect_stdout(printed):
         assert unfinished([str(ctx.folder), "--out", str(tmp_path / "unfinished.json")]) == 0
     runs = json.loads((tmp_path / "unfinished.json").read_text())
-    assert [(run["stage"], run["seed"], run["max_iters"]) for run in runs] == [("bigram", 0, 40)]
+    assert [(run["stage"], run["seed"], run["max_iters"], run["complete"]) for run in runs] == [("bigram", 0, 40, False)]
     assert 0 < runs[0]["step"] < 40 and runs[0]["curve"][-1]["step"] == 10 and runs[0]["curve"][-1]["seconds"] > 0
     assert "bigram seed 0: stopped at step" in printed.getvalue() and "unfinished runs: 1" in printed.getvalue()
     assert run_dir(ctx.folder, "bigram", 0).joinpath("checkpoint.pt").exists()  # read, never moved
