@@ -387,11 +387,11 @@ def _md_cell(row: Mapping[str, Any], column: str, setting: str) -> str:
 def study_markdown(table: pd.DataFrame, study: Study, note: str, diverged: str = "") -> str:
     """study.md: what is asked, what is compared, the table, where the verdict turns, and where a side diverged
     (`diverged`: divergence_note's words)."""
+    from common.verdicts import DIVERGED_RISE
     columns = [c for c in STUDY_COLUMNS if c not in ("value", "train_chars_used")]
     header = "| " + " | ".join([study.setting if c == "label" else c for c in columns]) + " |"
     rule = "|" + "|".join("---" if c in ("label", "verdict") else "---:" for c in columns) + "|"
     body = ["| " + " | ".join(_md_cell(row, c, study.setting) for c in columns) + " |" for _, row in table.iterrows()]
-    from common.verdicts import DIVERGED_RISE
     turns = crossovers(table)
     where = "; ".join(f"between {a} and {b}" for a, b in turns) if turns else "none"
     helped = [label for label, verdict in zip(table.label, table.verdict) if verdict == "helped"]

@@ -55,16 +55,17 @@ def tiny_model(stage: str, seed: int = 0, **overrides):
     return STAGES[stage].Model(config)
 
 
-def smoke_context(out, corpus_path, dataset=None, overrides=None, **options):
-    """What the runner hands a run: the smoke profile on the CPU, results under `out`; other RunOptions
-    fields (resume, force, ...) as keywords, and a loaded `dataset` to save reading the corpus again."""
+def smoke_context(out, corpus_path, dataset=None, overrides=None, device="cpu", **options):
+    """What the runner hands a run: the smoke profile on `device` (the CPU unless asked), results under `out`;
+    other RunOptions fields (resume, force, ...) as keywords, and a loaded `dataset` to save reading the corpus
+    again."""
     from common.profiles import get_profile
     from common.run import RunContext, RunOptions, Stage, stage_fingerprints
-    run_options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), "cpu", progress=False,
+    run_options = RunOptions("smoke", dict(overrides or {}), str(out), str(corpus_path), device, progress=False,
                              **options)
     stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
     return RunContext(run_options, get_profile("smoke"), stages, dataset or load_dataset(corpus_path),
-                      torch.device("cpu"), stage_fingerprints(stages))
+                      torch.device(device), stage_fingerprints(stages))
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 
-from common.profiles import get_profile
-from common.run import RunContext, RunOptions, Stage, run_dir, stage_fingerprints, train_run
+from common.run import RunContext, run_dir, train_run
+from conftest import smoke_context
 from stages import STAGES
 from test_interruption import _StopAfter
 
@@ -24,10 +24,7 @@ SETTINGS = {"eval_interval": 5, "max_iters": 30}
 
 
 def _context(out, corpus_path, dataset, **options) -> RunContext:
-    run_options = RunOptions("smoke", dict(SETTINGS), str(out), str(corpus_path), DEVICE, progress=False, **options)
-    stages = {name: Stage.from_module(name, module) for name, module in STAGES.items()}
-    return RunContext(run_options, get_profile("smoke"), stages, dataset, torch.device(DEVICE),
-                      stage_fingerprints(stages))
+    return smoke_context(out, corpus_path, dataset, SETTINGS, device=DEVICE, **options)
 
 
 def _record(ctx: RunContext, stage: str) -> dict:

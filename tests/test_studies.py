@@ -129,6 +129,25 @@ def test_a_run_still_on_its_way_down_is_not_diverged():
     assert not run_diverged(record("layernorm", 0, 4.210, best=2.466, train=0.527))
 
 
+def test_every_committed_diverged_run_rose_far_past_the_margin():
+    """The margin DIVERGED_RISE (0.1) changes no committed verdict: each committed run the heuristic calls diverged
+    ended at least 1 nat above its best (or at NaN or infinity), and no run within the margin was called so."""
+    from common.verdicts import DIVERGED_RISE, run_diverged
+    records = [json.loads(p.read_text()) for p in (ROOT / "results").rglob("run.json")]
+    assert len(records) > 200
+    diverged = [r for r in records if run_diverged(r)]
+    assert diverged  # the residual and layernorm studies have diverged sides
+    for r in diverged:
+        rise = r["final"]["val_loss"] - r["best"]["val_loss"]
+        assert not math.isfinite(rise) or rise >= 1.0, (r["stage"], r["seed"], rise)
+    for r in records:  # the old rule (any rise) calls the same runs diverged
+        val, train, best = r["final"]["val_loss"], r["final"]["train_loss"], r["best"]["val_loss"]
+        any_rise = r.get("diverged") or not (math.isfinite(val) and math.isfinite(train)) or (
+            train > math.log(65) and val > best)
+        assert bool(any_rise) == run_diverged(r)
+    assert DIVERGED_RISE < 1.0
+
+
 # -- end to end on the smoke profile ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
