@@ -148,3 +148,85 @@ def test_the_quote_check_finds_a_cell_rounded_again():
     assert quote_mismatches(page.format("2.439"), "| stage |", ladder) == []
     assert quote_mismatches(page.format("2.438"), "| stage |", ladder) == \
         ["averaging val loss (mean ± std): '2.438 ± 0.001', the ladder says '2.439 ± 0.001'"]
+
+
+# The study tables quoted on the pages: a table whose text before it (since the table above) names a study
+# (`--study NAME` or `studies/NAME/`) quotes that study's study.md, row by row, its first cell the swept value.
+STUDY_NAMED = re.compile(r"--study\s+([\w-]+)|studies/([\w-]+)/")
+THREE_DECIMALS = re.compile(r"[+\-−]?\d+\.\d{3}(?!\d)")
+
+
+def page_tables(markdown: str) -> list[tuple[str, list[list[str]]]]:
+    """Each table of a page (outside code blocks) as (the text between it and the table above, its body rows' cells)."""
+    tables, before, rows = [], [], None
+    for line in FENCE.sub("", markdown).splitlines() + [""]:
+        if line.startswith("|"):
+            if rows is None:
+                rows = []
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        else:
+            if rows is not None:
+                tables.append(("\n".join(before), rows[2:]))  # the header and its rule are not quotes
+                before, rows = [], None
+            before.append(line)
+    return tables
+
+
+def _label(cell: str) -> str:
+    return cell.replace("`", "").replace(",", "").replace(" ", "")
+
+
+def study_quote_mismatches(page_text: str, study_tables: dict[str, str]) -> tuple[list[str], int]:
+    """(each number or verdict of a page's quoted study rows that says otherwise than the study.md it quotes,
+    how many rows were checked). A row whose first cell is no value of the study (e.g. a point quoted from
+    another study, marked so) is not one of its quotes."""
+    wrong, checked = [], 0
+    for before, rows in page_tables(page_text):
+        named = [a or b for a, b in STUDY_NAMED.findall(before)]
+        if not named or named[-1] not in study_tables:
+            continue
+        name = named[-1]
+        saved = {_label(row[0]): row for _, table in page_tables(study_tables[name]) for row in table}
+        for row in rows:
+            said = saved.get(_label(row[0]))
+            if said is None:
+                continue
+            checked += 1
+            numbers = {float(n) for n in THREE_DECIMALS.findall(" ".join(said[1:]))}
+            for cell in row[1:]:
+                for quoted in THREE_DECIMALS.findall(cell):
+                    if float(quoted.replace("−", "-")) not in numbers:
+                        wrong.append(f"{name} {row[0]}: {quoted} is none of the study's {sorted(numbers)}")
+                if cell in ("helped", "hurt", "within noise") and cell != said[-1]:
+                    wrong.append(f"{name} {row[0]}: {cell!r}, the study says {said[-1]!r}")
+    return wrong, checked
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_relative)
+def test_a_quoted_study_table_says_what_its_study_md_says(page):
+    from common.studies import STUDIES
+    folder = ROOT / "results" / "cpu" / "studies"
+    tables = {name: (folder / name / "study.md").read_text(encoding="utf-8") for name in STUDIES}
+    wrong, _ = study_quote_mismatches(page.read_text(encoding="utf-8"), tables)
+    assert not wrong, f"{_relative(page)} quotes a study otherwise than its study.md: {wrong}"
+
+
+def test_every_committed_study_is_quoted_on_a_docs_page():
+    from common.studies import STUDIES
+    folder = ROOT / "results" / "cpu" / "studies"
+    unquoted = []
+    for name in STUDIES:
+        tables = {name: (folder / name / "study.md").read_text(encoding="utf-8")}
+        if not any(study_quote_mismatches(page.read_text(encoding="utf-8"), tables)[1] for page in PAGES):
+            unquoted.append(name)
+    assert not unquoted, f"no docs page quotes these studies' tables: {unquoted}"
+
+
+def test_the_study_quote_check_finds_a_wrong_number_and_a_wrong_verdict():
+    study = ("| n_layer | baseline_mean | rung_mean | delta | ci_low | ci_high | verdict |\n|---|\n"
+             "| 1 | 1.789 | 1.778 | -0.012 | -0.021 | -0.002 | within noise |\n")
+    page = ("The study (`python runner.py --study zero_init`):\n\n| n_layer | a | b | delta | 95% interval | verdict |\n"
+            "|---|\n| 1 | 1.789 | {} | −0.012 | −0.021 … −0.002 | {} |\n| 3 (another study) | 1.662 | 1.667 | | | |\n")
+    assert study_quote_mismatches(page.format("1.778", "within noise"), {"zero_init": study}) == ([], 1)
+    wrong, checked = study_quote_mismatches(page.format("1.777", "helped"), {"zero_init": study})
+    assert checked == 1 and len(wrong) == 2 and "1.777" in wrong[0] and "'helped'" in wrong[1]
