@@ -125,20 +125,6 @@ STUDIES: dict[str, Study] = {
     #   GPT (layernorm) at the profile's 2,000: where the 2025 GPT matches it.
     # - modern-leave-one-out: the final rung without each of its pieces.
     # - modern-left-out: the pieces left out of the modern ladder, each against the top rung it would join.
-    # Two pieces left out, each in the regime its stage file says it exists for; values fixed before any run
-    # of these two studies, after modern-left-out found every piece within noise at the profile's settings
-    # (lr 1e-2, 3 layers: those points are in modern-left-out, so they are not trained again here):
-    # - softcap over the learning rate: a capped logit cannot grow without bound, which should keep training
-    #   steadier when the weights move fast; the values are the qk_norm study's two above the profile's.
-    # - zero_init over the depth: a stack whose blocks start as the identity starts shallow (ReZero, Fixup); it
-    #   should pay in a deeper stack. 1 layer (where a stack has no depth to start without) and 6 (twice the
-    #   profile's; a 6-layer run takes about twice a 3-layer one, so 12 would not fit the 10-minute study).
-    "softcap": Study(
-        name="softcap", question="does logit soft-capping pay at higher learning rates?",
-        rung="softcap", baseline="qk_norm", setting="learning_rate", values=(3e-2, 1e-1)),
-    "zero_init": Study(
-        name="zero_init", question="do zero-initialised output projections pay in a deeper stack?",
-        rung="zero_init", baseline="qk_norm", setting="n_layer", values=(1, 6)),
     "rope": Study(
         name="rope", question="do rotary positions pay most when training is short?",
         rung="rope", baseline="gelu", setting="max_iters", values=(500, 1000, 2000)),
@@ -156,6 +142,20 @@ STUDIES: dict[str, Study] = {
         name="modern-left-out", question="do the pieces left out of the modern ladder pay on top of it?",
         rung="each piece", baseline="qk_norm", setting="piece",
         values=("rmsnorm", "swiglu", "no_bias", "relu2", "zero_init", "softcap", "tied")),
+    # Two pieces left out, each in the regime its stage file says it exists for; values fixed before any run
+    # of these two studies, after modern-left-out found every piece within noise at the profile's settings
+    # (lr 1e-2, 3 layers: those points are in modern-left-out, so they are not trained again here):
+    # - softcap over the learning rate: a capped logit cannot grow without bound, which should keep training
+    #   steadier when the weights move fast; the values are the qk_norm study's two above the profile's.
+    # - zero_init over the depth: a stack whose blocks start as the identity starts shallow (ReZero, Fixup); it
+    #   should pay in a deeper stack. 1 layer (where a stack has no depth to start without) and 6 (twice the
+    #   profile's; a 6-layer run takes about twice a 3-layer one, so 12 would not fit the 10-minute study).
+    "softcap": Study(
+        name="softcap", question="does logit soft-capping pay at higher learning rates?",
+        rung="softcap", baseline="qk_norm", setting="learning_rate", values=(3e-2, 1e-1)),
+    "zero_init": Study(
+        name="zero_init", question="do zero-initialised output projections pay in a deeper stack?",
+        rung="zero_init", baseline="qk_norm", setting="n_layer", values=(1, 6)),
 }
 
 
