@@ -150,23 +150,26 @@ def test_the_quote_check_finds_a_cell_rounded_again():
         ["averaging val loss (mean ± std): '2.438 ± 0.001', the ladder says '2.439 ± 0.001'"]
 
 
-# The study tables quoted on the pages: a table whose text before it (since the table above) names a study
-# (`--study NAME` or `studies/NAME/`) quotes that study's study.md, row by row, its first cell the swept value.
+# The study tables quoted on the pages: a table with delta, 95% interval and verdict columns (not a ladder's) quotes
+# the study named last in the text before it (`--study NAME` or `studies/NAME/`), a row per value of the study,
+# column by column: the first cell the value, then the baseline's and the rung's means (unless the columns say
+# what the pieces are), delta, interval, verdict. A row quoted from another study says so: "0.01 (modern-left-out)".
 STUDY_NAMED = re.compile(r"--study\s+([\w-]+)|studies/([\w-]+)/")
-THREE_DECIMALS = re.compile(r"[+\-−]?\d+\.\d{3}(?!\d)")
+MARKED = re.compile(r"\(([\w-]+)\)\s*$")
+NOT_MEANS = {"from", "its change"}  # modern-left-out's table describes its pieces where others give the means
 
 
-def page_tables(markdown: str) -> list[tuple[str, list[list[str]]]]:
-    """Each table of a page (outside code blocks) as (the text between it and the table above, its body rows' cells)."""
+def page_tables(markdown: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Each table of a page (outside code blocks) as (the text between it and the table above, its header, its
+    rows), every cell stripped."""
     tables, before, rows = [], [], None
     for line in FENCE.sub("", markdown).splitlines() + [""]:
         if line.startswith("|"):
-            if rows is None:
-                rows = []
+            rows = rows if rows is not None else []
             rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
         else:
             if rows is not None:
-                tables.append(("\n".join(before), rows[2:]))  # the header and its rule are not quotes
+                tables.append(("\n".join(before), rows[0], rows[2:]))
                 before, rows = [], None
             before.append(line)
     return tables
@@ -176,57 +179,111 @@ def _label(cell: str) -> str:
     return cell.replace("`", "").replace(",", "").replace(" ", "")
 
 
-def study_quote_mismatches(page_text: str, study_tables: dict[str, str]) -> tuple[list[str], int]:
-    """(each number or verdict of a page's quoted study rows that says otherwise than the study.md it quotes,
-    how many rows were checked). A row whose first cell is no value of the study (e.g. a point quoted from
-    another study, marked so) is not one of its quotes."""
-    wrong, checked = [], 0
-    for before, rows in page_tables(page_text):
+def _plain(cell: str) -> str:
+    return cell.replace("−", "-").replace("**", "").strip()
+
+
+def study_rows(study_md: str) -> dict[str, dict[str, str]]:
+    """A study.md's rows by value, as {column: cell}."""
+    (_, header, rows), = page_tables(study_md)
+    return {_label(row[0]): dict(zip(header, row)) for row in rows}
+
+
+def side_mismatch(cell: str, row: dict[str, str], side: str) -> str | None:
+    """Why a quoted side's cell says otherwise than the study's row (None when it agrees): its mean, or
+    'diverged ...' where the study has no mean; a '± std' after the mean must be the study's std."""
+    mean, std = row[f"{side}_mean"], row[f"{side}_std"]
+    if not mean:
+        return None if cell.startswith("diverged") else f"{cell!r}, the study says the {side} diverged"
+    said = re.match(r"(\d+\.\d+)(?:\s*±\s*(\d+\.\d+))?", cell)
+    if not said or said.group(1) != mean or (said.group(2) and said.group(2) != std):
+        return f"{cell!r}, the study says {mean} ± {std}"
+    return None
+
+
+def study_quote_mismatches(page_text: str, study_tables: dict[str, str]) -> tuple[list[str], set[str]]:
+    """(each cell of a page's quoted study tables that says otherwise than the study.md it quotes, the studies
+    whose tables it quotes)."""
+    from common.studies import STUDIES
+    wrong, quoted = [], set()
+    for before, header, rows in page_tables(page_text):
+        if header[0] == "stage" or not {"delta", "95% interval", "verdict"} <= set(header):
+            continue  # not a study's table (a ladder's tables have their own check)
         named = [a or b for a, b in STUDY_NAMED.findall(before)]
         if not named or named[-1] not in study_tables:
             continue
         name = named[-1]
-        saved = {_label(row[0]): row for _, table in page_tables(study_tables[name]) for row in table}
-        for row in rows:
-            said = saved.get(_label(row[0]))
+        saved = study_rows(study_tables[name])
+        quoted.add(name)
+        missing = set(saved) - {_label(row[0]) for row in rows}
+        if missing:
+            wrong.append(f"{name}: no row for {sorted(missing)}")
+        for cells in rows:
+            row = dict(zip(header, cells))
+            said = saved.get(_label(cells[0]))
+            marked = MARKED.search(cells[0])
+            if said is None and marked and marked.group(1) in study_tables and marked.group(1) != name:
+                said = study_rows(study_tables[marked.group(1)]).get(STUDIES[name].rung)  # that study's point
             if said is None:
+                wrong.append(f"{name}: {cells[0]!r} is none of its values (mark a point quoted from another "
+                             "study with its name in brackets)")
                 continue
-            checked += 1
-            numbers = {float(n) for n in THREE_DECIMALS.findall(" ".join(said[1:]))}
-            for cell in row[1:]:
-                for quoted in THREE_DECIMALS.findall(cell):
-                    if float(quoted.replace("−", "-")) not in numbers:
-                        wrong.append(f"{name} {row[0]}: {quoted} is none of the study's {sorted(numbers)}")
-                if cell in ("helped", "hurt", "within noise") and cell != said[-1]:
-                    wrong.append(f"{name} {row[0]}: {cell!r}, the study says {said[-1]!r}")
-    return wrong, checked
+            where = f"{name} {cells[0]}"
+            for column, side in zip(header[1:3], ("baseline", "rung")):
+                if column not in NOT_MEANS and header.index(column) < header.index("delta"):
+                    problem = side_mismatch(_plain(row[column]), said, side)
+                    if problem:
+                        wrong.append(f"{where} {column}: {problem}")
+            interval = f"{said['ci_low']} … {said['ci_high']}" if said["ci_low"] else ""
+            for column, expected in (("delta", said["delta"]), ("95% interval", interval), ("verdict", said["verdict"])):
+                if _plain(row[column]) != expected:
+                    wrong.append(f"{where} {column}: {row[column]!r}, the study says {expected!r}")
+    return wrong, quoted
+
+
+def committed_study_tables() -> dict[str, str]:
+    from common.studies import STUDIES
+    folder = ROOT / "results" / "cpu" / "studies"
+    return {name: (folder / name / "study.md").read_text(encoding="utf-8") for name in STUDIES}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_relative)
 def test_a_quoted_study_table_says_what_its_study_md_says(page):
-    from common.studies import STUDIES
-    folder = ROOT / "results" / "cpu" / "studies"
-    tables = {name: (folder / name / "study.md").read_text(encoding="utf-8") for name in STUDIES}
-    wrong, _ = study_quote_mismatches(page.read_text(encoding="utf-8"), tables)
+    wrong, _ = study_quote_mismatches(page.read_text(encoding="utf-8"), committed_study_tables())
     assert not wrong, f"{_relative(page)} quotes a study otherwise than its study.md: {wrong}"
 
 
 def test_every_committed_study_is_quoted_on_a_docs_page():
-    from common.studies import STUDIES
-    folder = ROOT / "results" / "cpu" / "studies"
-    unquoted = []
-    for name in STUDIES:
-        tables = {name: (folder / name / "study.md").read_text(encoding="utf-8")}
-        if not any(study_quote_mismatches(page.read_text(encoding="utf-8"), tables)[1] for page in PAGES):
-            unquoted.append(name)
-    assert not unquoted, f"no docs page quotes these studies' tables: {unquoted}"
+    tables = committed_study_tables()
+    quoted = set().union(*(study_quote_mismatches(page.read_text(encoding="utf-8"), tables)[1] for page in PAGES))
+    assert quoted == set(tables), f"no docs page quotes these studies' tables: {sorted(set(tables) - quoted)}"
 
 
-def test_the_study_quote_check_finds_a_wrong_number_and_a_wrong_verdict():
-    study = ("| n_layer | baseline_mean | rung_mean | delta | ci_low | ci_high | verdict |\n|---|\n"
-             "| 1 | 1.789 | 1.778 | -0.012 | -0.021 | -0.002 | within noise |\n")
-    page = ("The study (`python runner.py --study zero_init`):\n\n| n_layer | a | b | delta | 95% interval | verdict |\n"
-            "|---|\n| 1 | 1.789 | {} | −0.012 | −0.021 … −0.002 | {} |\n| 3 (another study) | 1.662 | 1.667 | | | |\n")
-    assert study_quote_mismatches(page.format("1.778", "within noise"), {"zero_init": study}) == ([], 1)
-    wrong, checked = study_quote_mismatches(page.format("1.777", "helped"), {"zero_init": study})
-    assert checked == 1 and len(wrong) == 2 and "1.777" in wrong[0] and "'helped'" in wrong[1]
+def test_the_study_quote_check_finds_each_kind_of_misquote():
+    study = ("| n_layer | baseline_seeds | baseline_mean | baseline_std | rung_mean | rung_std | delta | ci_low | "
+             "ci_high | verdict |\n|---|\n| 1 | 3 | 1.789 | 0.004 | 1.778 | 0.002 | -0.012 | -0.021 | -0.002 | within "
+             "noise |\n| 6 | 3 |  |  | 1.627 | 0.005 |  |  |  | helped: the baseline diverged |\n")
+    other = ("| piece | baseline_mean | baseline_std | rung_mean | rung_std | delta | ci_low | ci_high | verdict |\n"
+             "|---|\n| zero_init | 1.662 | 0.005 | 1.667 | 0.003 | +0.005 | -0.006 | +0.016 | within noise |\n")
+    rows = {"1": "| 1 | 1.789 | 1.778 | −0.012 | −0.021 … −0.002 | within noise |",
+            "3": "| 3 (modern-left-out) | 1.662 | 1.667 | +0.005 | −0.006 … +0.016 | within noise |",
+            "6": "| 6 | diverged (3 of 3 seeds) | 1.627 ± 0.005 | | | helped: the baseline diverged |"}
+    tables = {"zero_init": study, "modern-left-out": other}
+
+    def check(**changed):
+        body = "\n".join(changed.get(key, row) for key, row in rows.items() if changed.get(key, row))
+        page = ("Its table (`python runner.py --study zero_init`):\n\n| n_layer | qk_norm | zero_init | delta | "
+                f"95% interval | verdict |\n|---|\n{body}\n")
+        return study_quote_mismatches(page, tables)
+
+    assert check() == ([], {"zero_init"})
+    for misquote in [{"1": "| 1 | 1.778 | 1.789 | −0.012 | −0.021 … −0.002 | within noise |"},  # sides swapped
+                     {"1": "| 1 | 1.789 | 1.778 | −0.021 | −0.021 … −0.002 | within noise |"},  # delta from ci_low
+                     {"1": "| 1 | 1.789 | 1.778 | −0.012 | −0.021 … −0.002 | **helped** |"},  # another verdict
+                     {"1": ""},  # a value left out
+                     {"1": "| 1.0 | 1.789 | 1.778 | −0.012 | −0.021 … −0.002 | within noise |"},  # not a value
+                     {"3": "| 3 (modern-left-out) | 1.662 | 1.600 | −0.062 | −0.006 … +0.016 | within noise |"},
+                     {"6": "| 6 | 1.700 | 1.627 ± 0.005 | | | helped: the baseline diverged |"},  # a mean invented
+                     {"6": "| 6 | diverged (3 of 3 seeds) | 1.627 ± 0.050 | | | helped: the baseline diverged |"}]:
+        wrong, _ = check(**misquote)
+        assert wrong, f"not caught: {misquote}"
