@@ -142,13 +142,13 @@ STUDIES: dict[str, Study] = {
         name="modern-left-out", question="do the pieces left out of the modern ladder pay on top of it?",
         rung="each piece", baseline="qk_norm", setting="piece",
         values=("rmsnorm", "swiglu", "no_bias", "relu2", "zero_init", "softcap", "tied")),
-    # Two pieces left out, each in the regime its stage file says it exists for; values fixed before any run
+    # Two pieces left out, each in the regime its stage file's reason points to; values fixed before any run
     # of these two studies, after modern-left-out found every piece within noise at the profile's settings
     # (lr 1e-2, 3 layers: those points are in modern-left-out, so they are not trained again here):
     # - softcap over the learning rate: a capped logit cannot grow without bound, which should keep training
     #   steadier when the weights move fast; the values are the qk_norm study's two above the profile's.
     # - zero_init over the depth: a stack whose blocks start as the identity starts shallow (ReZero, Fixup); it
-    #   should pay in a deeper stack. 1 layer (where a stack has no depth to start without) and 6 (twice the
+    #   should pay in a deeper stack. 1 layer (a control: one block, no depth to start without) and 6 (twice the
     #   profile's; a 6-layer run takes about twice a 3-layer one, so 12 would not fit the 10-minute study).
     "softcap": Study(
         name="softcap", question="does logit soft-capping pay at higher learning rates?",
