@@ -97,17 +97,28 @@ QUOTED_LADDERS = [("README.md", "| stage | params | seeds | val loss (mean ± st
                   ("docs/lecture.md", "| stage | params | seeds | val loss (mean ± std) |", "results/lecture/ladder.md")]
 
 
+def page_tables(markdown: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Each table of a page (outside code blocks) as (the text between it and the table above, its header, its
+    rows), every cell stripped."""
+    tables, before, rows = [], [], None
+    for line in FENCE.sub("", markdown).splitlines() + [""]:
+        if line.startswith("|"):
+            rows = rows if rows is not None else []
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        else:
+            if rows is not None:
+                tables.append(("\n".join(before), rows[0], rows[2:]))
+                before, rows = [], None
+            before.append(line)
+    return tables
+
+
 def markdown_table(markdown: str, header_start: str) -> list[dict[str, str]]:
     """The rows of the first table whose header line starts with header_start, as {column: cell}."""
-    lines = markdown.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    header = [cell.strip() for cell in lines[first].strip("|").split("|")]
-    rows = []
-    for line in lines[first + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))))
-    return rows
+    for _, header, rows in page_tables(markdown):
+        if ("| " + " | ".join(header) + " |").startswith(header_start):
+            return [dict(zip(header, row)) for row in rows]
+    raise AssertionError(f"no table whose header starts {header_start!r}")
 
 
 def quoted_cells(row: dict[str, str]) -> dict[str, str]:
@@ -157,22 +168,6 @@ def test_the_quote_check_finds_a_cell_rounded_again():
 STUDY_NAMED = re.compile(r"--study\s+([\w-]+)|studies/([\w-]+)/")
 MARKED = re.compile(r"\(([\w-]+)\)\s*$")
 NOT_MEANS = {"from", "its change"}  # modern-left-out's table describes its pieces where others give the means
-
-
-def page_tables(markdown: str) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Each table of a page (outside code blocks) as (the text between it and the table above, its header, its
-    rows), every cell stripped."""
-    tables, before, rows = [], [], None
-    for line in FENCE.sub("", markdown).splitlines() + [""]:
-        if line.startswith("|"):
-            rows = rows if rows is not None else []
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-        else:
-            if rows is not None:
-                tables.append(("\n".join(before), rows[0], rows[2:]))
-                before, rows = [], None
-            before.append(line)
-    return tables
 
 
 def _label(cell: str) -> str:
